@@ -1,0 +1,166 @@
+"""Shared constants and validated, frozen configurations.
+
+The paper's setup (Yu, Cai & Liu, 2026) fixes a depth grid of 256 nodes every
+0.5 km (0-127.5 km), each node being the top of a 0.5 km layer and the last node
+the top of the half-space, and 59 periods 2, 3, ..., 60 s. Every stage of the
+pipeline uses these unless told otherwise.
+
+Notebook configurations are frozen dataclasses built from papermill's plain
+literals, so a typo in a profile fails loudly before any computation starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "PAPER_PERIODS",
+    "PERIOD_BINS",
+    "WAVES",
+    "Grid",
+    "DataChapterConfig",
+    "paper_periods",
+]
+
+#: Periods of the paper, in s: 2, 3, ..., 60 (59 values).
+PAPER_PERIODS = tuple(float(t) for t in range(2, 61))
+
+#: Period bins (s) used to aggregate metrics; the last bin is closed.
+PERIOD_BINS = ((2, 5), (5, 10), (10, 20), (20, 30), (30, 45), (45, 60))
+
+#: Surface-wave types, in the order used by every ``wave`` dimension.
+WAVES = ("rayleigh", "love")
+
+
+def paper_periods():
+    """Return the paper's 59 periods.
+
+    Returns
+    -------
+    periods : numpy.ndarray, shape (59,)
+        Periods in s, 2 to 60 every 1 s.
+
+    Examples
+    --------
+    >>> p = paper_periods()
+    >>> p.size, p[0], p[-1]
+    (59, np.float64(2.0), np.float64(60.0))
+    """
+    return np.asarray(PAPER_PERIODS)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A regular layered depth grid.
+
+    Node ``i`` is the top of layer ``i`` at depth ``i * spacing`` km; every
+    layer is ``spacing`` km thick and the last one is the half-space (its
+    thickness is stored for regularity but ignored by the solver).
+
+    Parameters
+    ----------
+    n_nodes : int
+        Number of nodes (layers including the half-space); at least 2.
+    spacing : float
+        Node spacing and layer thickness in km; positive.
+
+    Examples
+    --------
+    >>> g = Grid()
+    >>> g.n_nodes, g.spacing, g.depth[-1]
+    (256, 0.5, np.float64(127.5))
+    """
+
+    n_nodes: int = 256
+    spacing: float = 0.5
+
+    def __post_init__(self):
+        if not isinstance(self.n_nodes, int | np.integer) or self.n_nodes < 2:
+            raise ValueError(f"Grid n_nodes must be an integer >= 2, got {self.n_nodes!r}.")
+        if not (isinstance(self.spacing, int | float) and math.isfinite(self.spacing)) or (
+            self.spacing <= 0
+        ):
+            raise ValueError(f"Grid spacing must be a positive finite number (km), got "
+                             f"{self.spacing!r}.")
+
+    @property
+    def depth(self):
+        """Layer-top depths in km, shape (n_nodes,)."""
+        return np.arange(self.n_nodes) * float(self.spacing)
+
+    @property
+    def thickness(self):
+        """Layer thicknesses in km, shape (n_nodes,); the last is the half-space."""
+        return np.full(self.n_nodes, float(self.spacing))
+
+
+def _check_positive_int(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+
+
+@dataclass(frozen=True)
+class DataChapterConfig:
+    """Settings of the chapter "Data and priors".
+
+    Parameters
+    ----------
+    profile : str
+        Name of the parameter profile that produced the run (for provenance).
+    priors : tuple of str
+        Registered prior names to draw from.
+    n_models : int
+        Models drawn per prior for the statistics and the failure rates.
+    seed : int
+        Base seed; model ``i`` of every prior is drawn from ``(seed, i)``.
+    n_nodes, spacing : int, float
+        Depth grid (see :class:`Grid`).
+    period_min, period_max, period_step : float
+        Period axis in s, inclusive of both ends.
+    n_jobs : int
+        Worker processes for the forward solver.
+    """
+
+    profile: str = "default"
+    priors: tuple = ("weak", "strong", "strong-corrected")
+    n_models: int = 2000
+    seed: int = 2026
+    n_nodes: int = 256
+    spacing: float = 0.5
+    period_min: float = 2.0
+    period_max: float = 60.0
+    period_step: float = 1.0
+    n_jobs: int = 2
+
+    def __post_init__(self):
+        object.__setattr__(self, "priors", tuple(self.priors))
+        _check_positive_int("n_models", self.n_models)
+        _check_positive_int("n_jobs", self.n_jobs)
+        _check_positive_int("seed", self.seed, minimum=0)
+        Grid(self.n_nodes, self.spacing)
+        if not 0 < self.period_min <= self.period_max:
+            raise ValueError(
+                f"Periods must satisfy 0 < period_min <= period_max, got "
+                f"{self.period_min!r} and {self.period_max!r}."
+            )
+        if self.period_step <= 0:
+            raise ValueError(f"period_step must be positive, got {self.period_step!r}.")
+
+    @property
+    def grid(self):
+        """The depth grid, a :class:`Grid`."""
+        return Grid(self.n_nodes, self.spacing)
+
+    @property
+    def periods(self):
+        """The period axis in s."""
+        n = int(round((self.period_max - self.period_min) / self.period_step)) + 1
+        return self.period_min + self.period_step * np.arange(n)
+
+    def to_dict(self):
+        """Plain-literal dictionary of the settings (for provenance attrs)."""
+        return dataclasses.asdict(self)

@@ -1,0 +1,273 @@
+"""Surface-wave dispersion of layered models: the physics forward model.
+
+Phase (or group) velocities of Rayleigh and Love waves are computed with disba
+(Luu, 2021), a numba port of Herrmann's surf96 from Computer Programs in
+Seismology (Herrmann, 2013): a root search of the Dunkin / Haskell-Thomson
+secular function in phase velocity.
+
+The root search walks up in phase velocity with a step ``dc`` and refines the
+bracketed root by bisection to machine precision. We use ``dc = 0.005`` km/s
+(disba's default): the bracket only has to separate neighbouring modes, and
+0.005 km/s is well below the spacing of the fundamental and first modes for
+the periods (>= 2 s) and the velocities (>= 0.15 km/s) of our priors, while a
+coarser step risks skipping a root and a finer one costs time.
+
+When the fundamental-mode search fails on a model, disba raises for the whole
+curve; we then solve each period alone, so only the periods whose root cannot
+be found become NaN. The result keeps every requested period, and the flag
+``failed`` marks the models with at least one NaN.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from disba import DispersionError, GroupDispersion, PhaseDispersion
+
+from ._parallel import block_map
+from .config import WAVES
+from .io import as_model_arrays
+
+__all__ = ["dispersion", "dispersion_curves", "check_models", "check_periods", "DEFAULT_DC"]
+
+#: Phase-velocity step of the root search, km/s.
+DEFAULT_DC = 0.005
+
+_VELOCITIES = ("phase", "group")
+
+
+def check_periods(periods):
+    """Validate a period axis.
+
+    Parameters
+    ----------
+    periods : array_like, shape (n_period,)
+        Periods in s.
+
+    Returns
+    -------
+    numpy.ndarray
+        The periods as a float array.
+
+    Raises
+    ------
+    ValueError
+        Empty, non-finite, non-positive or not strictly increasing periods.
+
+    Examples
+    --------
+    >>> check_periods([1.0, 0.5])
+    Traceback (most recent call last):
+    ...
+    ValueError: periods must be strictly increasing; period[1] = 0.5 s follows period[0] = 1 s.
+    """
+    periods = np.atleast_1d(np.asarray(periods, dtype=float))
+    if periods.ndim != 1 or periods.size == 0:
+        raise ValueError(f"periods must be a non-empty 1-D array, got shape {periods.shape}.")
+    bad = np.flatnonzero(~np.isfinite(periods) | (periods <= 0))
+    if bad.size:
+        i = bad[0]
+        raise ValueError(f"periods must be positive and finite; period[{i}] = {periods[i]:g} s.")
+    steps = np.flatnonzero(np.diff(periods) <= 0)
+    if steps.size:
+        i = steps[0] + 1
+        raise ValueError(
+            f"periods must be strictly increasing; period[{i}] = {periods[i]:g} s follows "
+            f"period[{i - 1}] = {periods[i - 1]:g} s."
+        )
+    return periods
+
+
+def check_models(thickness, velocity_p, velocity_s, density):
+    """Validate layered models and raise on the first violated rule.
+
+    Parameters
+    ----------
+    thickness, velocity_p, velocity_s, density : numpy.ndarray, shape (n_sample, n_depth)
+        Layer thickness (km), velocities (km/s) and density (g/cm^3).
+
+    Raises
+    ------
+    ValueError
+        Names the variable, the sample and layer, the value and the rule:
+        velocities, densities and thicknesses must be positive and finite
+        (the half-space thickness is ignored), and Vp must exceed Vs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> one = np.ones((1, 2))
+    >>> check_models(one, 3 * one, 4 * one, 2 * one)
+    Traceback (most recent call last):
+    ...
+    ValueError: velocity_p must exceed velocity_s; sample 0, layer 0 has velocity_p = 3 km/s <= velocity_s = 4 km/s.
+    """
+    named = {
+        "velocity_p": (velocity_p, "km/s"),
+        "velocity_s": (velocity_s, "km/s"),
+        "density": (density, "g/cm^3"),
+        "thickness": (thickness[:, :-1], "km"),
+    }
+    for name, (values, units) in named.items():
+        bad = np.argwhere(~(np.isfinite(values) & (values > 0)))
+        if bad.size:
+            s, i = bad[0]
+            raise ValueError(
+                f"{name} must be positive and finite; sample {s}, layer {i} has "
+                f"{name} = {values[s, i]:g} {units}."
+            )
+    bad = np.argwhere(velocity_p <= velocity_s)
+    if bad.size:
+        s, i = bad[0]
+        raise ValueError(
+            f"velocity_p must exceed velocity_s; sample {s}, layer {i} has velocity_p = "
+            f"{velocity_p[s, i]:g} km/s <= velocity_s = {velocity_s[s, i]:g} km/s."
+        )
+
+
+def _solve_one(solver, periods, mode, wave):
+    """Velocities at ``periods`` for one model, NaN where no root is found."""
+    out = np.full(periods.size, np.nan)
+    try:
+        curve = solver(periods, mode, wave)
+    except DispersionError:
+        # The fundamental-mode search aborts the whole curve on one failure;
+        # solve each period alone to keep the periods that do converge.
+        for k, period in enumerate(periods):
+            try:
+                single = solver(periods[k:k + 1], mode, wave)
+            except DispersionError:
+                continue
+            if single.velocity.size:
+                out[k] = single.velocity[0]
+        return out
+    # disba drops the periods where a (higher) mode does not exist.
+    out[np.searchsorted(periods, curve.period)] = curve.velocity
+    return out
+
+
+def _solve_block(start, stop, arrays, periods, mode, wave, velocity, dc, algorithm):
+    thickness, velocity_p, velocity_s, density = arrays
+    cls = PhaseDispersion if velocity == "phase" else GroupDispersion
+    out = np.empty((stop - start, periods.size))
+    for row, s in enumerate(range(start, stop)):
+        solver = cls(thickness[s], velocity_p[s], velocity_s[s], density[s],
+                     algorithm=algorithm, dc=dc)
+        out[row] = _solve_one(solver, periods, mode, wave)
+    return out
+
+
+def _check_options(wave, mode, velocity, dc):
+    if wave not in WAVES:
+        raise ValueError(f"wave must be one of {list(WAVES)}, got {wave!r}.")
+    if isinstance(mode, bool) or not isinstance(mode, int | np.integer) or mode < 0:
+        raise ValueError(f"mode must be an integer >= 0 (0 is the fundamental), got {mode!r}.")
+    if velocity not in _VELOCITIES:
+        raise ValueError(f"velocity must be one of {list(_VELOCITIES)}, got {velocity!r}.")
+    if not (np.isfinite(dc) and dc > 0):
+        raise ValueError(f"dc must be a positive root-search step in km/s, got {dc!r}.")
+
+
+def dispersion(models, periods, wave="rayleigh", mode=0, velocity="phase", dc=DEFAULT_DC,
+               algorithm="dunkin", n_jobs=1, progress=False):
+    """Surface-wave dispersion curves of layered models.
+
+    Parameters
+    ----------
+    models : xarray.Dataset
+        Models with variables ``thickness`` (km), ``velocity_p``, ``velocity_s``
+        (km/s) and ``density`` (g/cm^3) on dims ``(sample, depth)`` or
+        ``(depth,)``. The last layer is the half-space.
+    periods : array_like, shape (n_period,)
+        Strictly increasing periods in s.
+    wave : {"rayleigh", "love"}
+        Wave type.
+    mode : int
+        Mode number, 0 for the fundamental mode.
+    velocity : {"phase", "group"}
+        Phase or group velocity.
+    dc : float
+        Root-search step in km/s (see the module docstring).
+    algorithm : {"dunkin", "fast-delta"}
+        disba's Rayleigh-wave secular function.
+    n_jobs : int
+        Worker processes (-1: all cores).
+    progress : bool
+        Show a progress bar with rate and ETA.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``phase_velocity`` (or ``group_velocity``) in km/s on dims
+        ``(sample, period)`` (``(period,)`` for a single model), NaN where no
+        root was found, with the boolean coordinate ``failed`` (per sample).
+
+    Raises
+    ------
+    ValueError
+        On an invalid model, period axis or option (see :func:`check_models`).
+
+    Examples
+    --------
+    >>> from kernels.io import layered_model
+    >>> half_space = layered_model([1.0], [3.0**0.5], [1.0], [2.0])
+    >>> c = dispersion(half_space, [1.0, 10.0])
+    >>> [round(float(v), 4) for v in c / 1.0]
+    [0.9194, 0.9194]
+    """
+    _check_options(wave, mode, velocity, dc)
+    periods = check_periods(periods)
+    arrays = as_model_arrays(models)
+    check_models(*arrays)
+    n = arrays[0].shape[0]
+    out = np.empty((n, periods.size))
+    block_map(_solve_block, n, out, n_jobs=n_jobs, progress=progress,
+              desc=f"{wave} {velocity} velocity", arrays=arrays, periods=periods, mode=mode,
+              wave=wave, velocity=velocity, dc=dc, algorithm=algorithm)
+    name = f"{velocity}_velocity"
+    da = xr.DataArray(
+        out,
+        dims=("sample", "period"),
+        coords={"period": ("period", periods, {"units": "s", "long_name": "period"})},
+        name=name,
+        attrs={"units": "km/s", "long_name": f"{wave.capitalize()} {velocity} velocity",
+               "wave": wave, "mode": int(mode), "dc": float(dc), "algorithm": algorithm,
+               "solver": "disba"},
+    )
+    da = da.assign_coords(failed=("sample", np.isnan(out).any(axis=1)))
+    da["failed"].attrs["long_name"] = "at least one period without a root"
+    if "sample" in models.dims:
+        return da.assign_coords(sample=models["sample"].values)
+    return da.isel(sample=0)
+
+
+def dispersion_curves(models, periods, waves=WAVES, **kwargs):
+    """Dispersion curves for several wave types, stacked on a ``wave`` dim.
+
+    Parameters
+    ----------
+    models : xarray.Dataset
+        Models as for :func:`dispersion`.
+    periods : array_like
+        Periods in s.
+    waves : sequence of str
+        Wave types, by default ``("rayleigh", "love")``.
+    **kwargs
+        Passed to :func:`dispersion`.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``(sample, wave, period)`` (``(wave, period)`` for one model),
+        with the flag ``failed`` on ``(sample, wave)``.
+    """
+    curves = [dispersion(models, periods, wave=wave, **kwargs).drop_vars("failed")
+              for wave in waves]
+    da = xr.concat(curves, dim=xr.DataArray(list(waves), dims="wave", name="wave"))
+    da = da.assign_coords(failed=np.isnan(da).any("period"))
+    da["failed"].attrs["long_name"] = "at least one period without a root"
+    dims = ("sample", "wave", "period") if "sample" in da.dims else ("wave", "period")
+    da = da.transpose(*dims)
+    da.attrs.pop("wave", None)
+    da.attrs["long_name"] = da.attrs["long_name"].split(" ", 1)[1]
+    return da

@@ -1,0 +1,261 @@
+"""Data structures exchanged between stages, provenance, and safe writes.
+
+Every stage exchanges :class:`xarray.Dataset` objects built by the constructors
+here, so dimension names (``sample``, ``depth``, ``period``, ``wave``), units and
+long names are defined once. Files are written to a temporary name and renamed,
+so an interrupted run never leaves a file that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+__all__ = [
+    "MODEL_VARIABLES",
+    "layered_model",
+    "model_dataset",
+    "as_model_arrays",
+    "provenance",
+    "config_hash",
+    "atomic_path",
+    "write_netcdf",
+    "cached_dataset",
+]
+
+#: Variables of a layered model, their units and long names.
+MODEL_VARIABLES = {
+    "thickness": ("km", "layer thickness"),
+    "velocity_p": ("km/s", "P-wave velocity"),
+    "velocity_s": ("km/s", "S-wave velocity"),
+    "density": ("g/cm^3", "density"),
+}
+
+_PACKAGES = ("kernels", "numpy", "scipy", "xarray", "disba", "numba", "torch")
+
+
+def model_dataset(depth, thickness, velocity_p, velocity_s, density, extras=None, attrs=None):
+    """Build a layered-model Dataset with named dims, units and long names.
+
+    Parameters
+    ----------
+    depth : array_like, shape (n_depth,)
+        Layer-top depths in km; the last layer is the half-space.
+    thickness, velocity_p, velocity_s, density : array_like, shape (n_depth,) or (n_sample, n_depth)
+        Layer thickness (km), P and S velocities (km/s) and density (g/cm^3).
+    extras : dict, optional
+        Extra per-sample variables, ``name -> (values, units, long_name)``.
+    attrs : dict, optional
+        Dataset attributes (provenance).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``(sample, depth)`` or ``(depth,)``.
+
+    Examples
+    --------
+    >>> ds = model_dataset([0.0, 10.0], [10.0, 10.0], [6.0, 8.0], [3.5, 4.5], [2.7, 3.3])
+    >>> ds.velocity_s.attrs["units"], ds.sizes["depth"]
+    ('km/s', 2)
+    """
+    depth = np.asarray(depth, dtype=float)
+    values = dict(
+        thickness=thickness, velocity_p=velocity_p, velocity_s=velocity_s, density=density
+    )
+    data_vars = {}
+    for name, value in values.items():
+        value = np.asarray(value, dtype=float)
+        dims = ("sample", "depth") if value.ndim == 2 else ("depth",)
+        units, long_name = MODEL_VARIABLES[name]
+        data_vars[name] = (dims, value, {"units": units, "long_name": long_name})
+    for name, (value, units, long_name) in (extras or {}).items():
+        data_vars[name] = (("sample",), np.asarray(value), {"units": units, "long_name": long_name})
+    ds = xr.Dataset(data_vars, coords={"depth": ("depth", depth)})
+    ds["depth"].attrs.update(units="km", long_name="layer-top depth", positive="down")
+    if "sample" in ds.dims:
+        ds = ds.assign_coords(sample=np.arange(ds.sizes["sample"]))
+    ds.attrs.update(attrs or {})
+    ds.attrs.setdefault("half_space", "the last layer is the half-space; its thickness is ignored")
+    return ds
+
+
+def layered_model(thickness, velocity_p, velocity_s, density):
+    """Build a single-model Dataset from layer properties.
+
+    Parameters
+    ----------
+    thickness, velocity_p, velocity_s, density : array_like, shape (n_layer,)
+        Layer thickness (km), P and S velocities (km/s) and density (g/cm^3).
+        The last layer is the half-space.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``(depth,)`` with layer-top depths from the cumulative thickness.
+
+    Examples
+    --------
+    >>> ds = layered_model([2.0, 3.0, 1.0], [5.0, 6.0, 8.0], [3.0, 3.5, 4.6], [2.5, 2.7, 3.3])
+    >>> ds.depth.values.tolist()
+    [0.0, 2.0, 5.0]
+    """
+    thickness = np.atleast_1d(np.asarray(thickness, dtype=float))
+    depth = np.concatenate([[0.0], np.cumsum(thickness)[:-1]])
+    return model_dataset(depth, thickness, velocity_p, velocity_s, density)
+
+
+def as_model_arrays(models):
+    """Return ``(thickness, velocity_p, velocity_s, density)`` as 2-D float arrays.
+
+    Parameters
+    ----------
+    models : xarray.Dataset
+        A model Dataset with or without the ``sample`` dim.
+
+    Returns
+    -------
+    tuple of numpy.ndarray, each of shape (n_sample, n_depth)
+        A single model becomes ``n_sample = 1``.
+
+    Raises
+    ------
+    TypeError
+        If ``models`` is not a Dataset.
+    ValueError
+        If a model variable is missing.
+    """
+    if not isinstance(models, xr.Dataset):
+        raise TypeError(
+            f"models must be an xarray.Dataset with variables {list(MODEL_VARIABLES)}, "
+            f"got {type(models).__name__}."
+        )
+    missing = [name for name in MODEL_VARIABLES if name not in models]
+    if missing:
+        raise ValueError(
+            f"models lacks the variable(s) {missing}; a model Dataset needs "
+            f"{list(MODEL_VARIABLES)}."
+        )
+    arrays = []
+    for name in MODEL_VARIABLES:
+        da = models[name]
+        da = da.transpose("sample", "depth") if "sample" in da.dims else da.expand_dims("sample")
+        arrays.append(np.ascontiguousarray(da.values, dtype=float))
+    return tuple(arrays)
+
+
+def provenance(config=None, seed=None, **extra):
+    """Attributes that make an output reproducible: config, seed and versions.
+
+    Parameters
+    ----------
+    config : dict, optional
+        Plain-literal configuration; stored as JSON.
+    seed : int, optional
+        Base seed of the random draws.
+    **extra
+        Further attributes (plain literals).
+
+    Returns
+    -------
+    dict
+        netCDF-safe attributes (strings and numbers).
+
+    Examples
+    --------
+    >>> sorted(provenance(seed=1))[:3]
+    ['python', 'seed', 'versions']
+    """
+    versions = {}
+    for package in _PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[package] = metadata.version(package)
+    attrs = {"python": platform.python_version(), "versions": json.dumps(versions)}
+    if config is not None:
+        attrs["config"] = json.dumps(config, sort_keys=True, default=_jsonable)
+    if seed is not None:
+        attrs["seed"] = int(seed)
+    attrs.update(extra)
+    return attrs
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple | set):
+        return list(value)
+    raise TypeError(f"{value!r} is not JSON-serialisable")
+
+
+def config_hash(config):
+    """Short, stable hash of a plain-literal configuration (cache key).
+
+    Examples
+    --------
+    >>> config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
+    True
+    """
+    text = json.dumps(config, sort_keys=True, default=_jsonable)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; rename it to ``path`` on success.
+
+    On an exception the temporary file (or folder) is removed and ``path`` is
+    left untouched, so readers never see a half-written output.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    os.unlink(tmp)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_netcdf(ds, path):
+    """Write a Dataset to netCDF atomically and return the path."""
+    with atomic_path(path) as tmp:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+    return Path(path)
+
+
+def cached_dataset(path, compute):
+    """Load the Dataset at ``path``, or compute, write (atomically) and return it.
+
+    Parameters
+    ----------
+    path : str or Path
+        netCDF file; include a :func:`config_hash` in its name so that a change
+        of inputs never hits a stale file.
+    compute : callable
+        Zero-argument function returning an :class:`xarray.Dataset`.
+    """
+    path = Path(path)
+    if path.exists():
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            return ds.load()
+    ds = compute()
+    write_netcdf(ds, path)
+    return ds

@@ -1,0 +1,184 @@
+"""Tests of kernels.priors: structure, reproducibility, recipe bounds and statistics."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from kernels import priors
+from kernels.config import Grid
+
+N_STATS = 1500  # models per prior for the statistical tests
+
+
+@pytest.fixture(scope="module")
+def draws():
+    """Draws of every built-in prior (shared: sampling costs ~1 ms a model)."""
+    return {name: priors.sample(name, N_STATS, seed=2026)
+            for name in ("weak", "strong", "strong-corrected")}
+
+
+@pytest.mark.parametrize("prior", ["weak", "strong", "strong-corrected"])
+def test_dataset_structure(prior):
+    """Samples carry the paper's grid, dims, units, provenance and a half-space."""
+    ds = priors.sample(prior, 4, seed=1)
+    assert dict(ds.sizes) == {"sample": 4, "depth": 256}
+    assert_allclose(ds.depth.values, 0.5 * np.arange(256))
+    assert_allclose(ds.thickness.values, 0.5)
+    units = {name: ds[name].attrs["units"] for name in
+             ("thickness", "velocity_p", "velocity_s", "density")}
+    assert units == {"thickness": "km", "velocity_p": "km/s", "velocity_s": "km/s",
+                     "density": "g/cm^3"}
+    assert ds.attrs["seed"] == 1 and ds.attrs["prior"] == prior
+    assert "disba" in ds.attrs["versions"]
+    assert "half-space" in ds.attrs["half_space"]
+
+
+@pytest.mark.parametrize("prior", ["weak", "strong"])
+def test_each_draw_is_reproducible_from_seed_and_index(prior):
+    """Model i depends only on (seed, i): slices of a large draw equal small draws."""
+    full = priors.sample(prior, 6, seed=7)
+    part = priors.sample(prior, 2, seed=7, start=3)
+    assert part.sample.values.tolist() == [3, 4]
+    assert_allclose(part.velocity_s.values, full.velocity_s.values[3:5], rtol=0, atol=0)
+    other = priors.sample(prior, 6, seed=8)
+    assert not np.allclose(other.velocity_s.values, full.velocity_s.values)
+
+
+def test_other_grids(rng):
+    """Priors draw on any regular grid, including one deeper than 150 km."""
+    ds = priors.sample("weak", 2, seed=0, grid=Grid(n_nodes=101, spacing=2.0))
+    assert ds.sizes["depth"] == 101 and ds.depth.values[-1] == 200.0
+    assert np.isfinite(ds.velocity_s.values).all()
+    ds = priors.sample("strong", 2, seed=0, grid=Grid(n_nodes=50, spacing=1.0))
+    assert ds.sizes["depth"] == 50
+
+
+def test_weak_prior_bounds(draws):
+    """Weak prior: Vs inside the depth-dependent bounds; Vp, density and Vp/Vs clipped."""
+    ds = draws["weak"]
+    z = ds.depth.values
+    low = np.interp(z, (0, 3, 8, 20, 40, 80, 150), (0.15, 0.25, 1.5, 2.5, 3.0, 3.6, 3.8))
+    high = np.interp(z, (0, 3, 8, 20, 40, 80, 150), (4.0, 4.2, 4.5, 4.8, 5.1, 5.4, 5.6))
+    vs = ds.velocity_s.values
+    assert (vs >= low - 1e-12).all() and (vs <= high + 1e-12).all()
+    assert (ds.velocity_p.values >= 1.0).all() and (ds.velocity_p.values <= 12.5).all()
+    assert (ds.density.values >= 1.0).all() and (ds.density.values <= 3.8).all()
+    # Vp is smoothed after Vp = ratio x Vs with ratio in [1.65, 2.0], so Vp/Vs
+    # may leave that range slightly at sharp Vs steps; where the floor
+    # Vp >= 1 km/s acts (Vs below ~0.6 km/s) the ratio grows much larger.
+    ratio = (ds.velocity_p / ds.velocity_s).values
+    unclipped = ds.velocity_p.values > 1.0
+    assert ratio[unclipped].min() > 1.4 and ratio[unclipped].max() < 2.2
+    assert ratio.min() > 1.0
+    assert np.median(ratio) == pytest.approx(1.79, abs=0.03)
+    # steps limited to 0.45 km/s per node at the surface
+    assert np.abs(np.diff(vs, axis=1)).max() <= 0.45 + 1e-9
+
+
+def test_weak_prior_trend(draws):
+    """Weak prior: the mean Vs follows the recipe's trend (2.0 km/s at 0 km -> 4.3 at 80 km)."""
+    mean = draws["weak"].velocity_s.mean("sample")
+    # Knot noise (sd 0.5-1.0 km/s), clipping and the shallow lowering shift the
+    # mean off the trend by a few tenths: check the trend's shape, not equality.
+    assert 1.2 < float(mean.sel(depth=0.0)) < 2.4
+    assert 3.2 < float(mean.sel(depth=30.0)) < 3.9
+    assert 4.0 < float(mean.sel(depth=80.0)) < 4.6
+    assert np.all(np.diff(mean.values[::20]) > 0)
+
+
+def test_strong_prior_layer_statistics(draws):
+    """Strong prior: type weights, Moho range, per-layer Vp/Vs and Brocher density."""
+    ds = draws["strong-corrected"]
+    kinds, counts = np.unique(ds.tectonic_type.values, return_counts=True)
+    weights = {k: v["weight"] for k, v in priors.TECTONIC_TYPES.items()}
+    for kind, count in zip(kinds, counts, strict=True):
+        p = weights[kind]
+        # 4 binomial standard deviations: fails by chance once in ~16,000 runs.
+        assert abs(count - p * N_STATS) <= 4 * np.sqrt(N_STATS * p * (1 - p)), kind
+    for kind, t in priors.TECTONIC_TYPES.items():
+        moho = ds.moho_depth.values[ds.tectonic_type.values == kind]
+        # Moho = crust thickness, or deeper when the lower crust is raised to 2 km.
+        assert moho.min() >= t["crust"][0] - 1e-9
+        assert moho.max() <= max(t["crust"][1], 0.7 * t["crust"][1] + 2.0) + 1e-9
+    ratio = (ds.velocity_p / ds.velocity_s).values
+    assert ratio.min() >= 1.6 and ratio.max() <= 2.0
+    mantle = ds.depth.values[None, :] >= ds.moho_depth.values[:, None]
+    assert ratio[mantle].min() >= 1.7
+    assert_allclose(ds.density.values, priors.brocher_density(ds.velocity_p.values))
+
+
+def test_strong_prior_vs_ranges(draws):
+    """Strong-corrected prior: Vs stays inside the union of its type's layer ranges."""
+    ds = draws["strong-corrected"]
+    for kind, t in priors.TECTONIC_TYPES.items():
+        vs = ds.velocity_s.values[ds.tectonic_type.values == kind]
+        low = min(r[0] for r in t["vs"])
+        high = max(r[1] for r in t["vs"])
+        assert vs.min() >= low - 1e-9 and vs.max() <= high + 1e-9, kind
+
+
+def test_strong_prior_lvz_frequency(draws):
+    """Strong prior: the LVZ occurs with each type's probability, centred in its range."""
+    ds = draws["strong"]
+    for kind, t in priors.TECTONIC_TYPES.items():
+        sel = ds.tectonic_type.values == kind
+        n, p = sel.sum(), t["lvz"][0]
+        assert abs(ds.lvz.values[sel].sum() - p * n) <= 4 * np.sqrt(n * p * (1 - p)) + 1
+        centres = ds.lvz_depth.values[sel & ds.lvz.values]
+        assert centres.min() >= t["lvz"][1][0] and centres.max() <= t["lvz"][1][1]
+    assert np.isnan(ds.lvz_depth.values[~ds.lvz.values]).all()
+
+
+def test_zero_padding_quirk_only_touches_the_surface(draws):
+    """The faithful strong prior lowers the top two nodes (about 3/5 and 4/5 of the
+    corrected values); away from the ends it equals the corrected prior."""
+    faithful, corrected = draws["strong"], draws["strong-corrected"]
+    top = faithful.velocity_s.values[:, 0] / corrected.velocity_s.values[:, 0]
+    second = faithful.velocity_s.values[:, 1] / corrected.velocity_s.values[:, 1]
+    assert np.median(top) == pytest.approx(0.6, abs=0.05)
+    assert np.median(second) == pytest.approx(0.8, abs=0.05)
+    # Surface Vs below the sediment range and densities below 1 g/cm^3 occur.
+    assert (faithful.density.values[:, 0] < 1.0).mean() > 0.05
+    interior = slice(4, -4)
+    same = np.all(faithful.velocity_s.values[:, interior] == corrected.velocity_s.values[:,
+                                                                                       interior],
+                  axis=1)
+    assert same.mean() > 0.95
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"prior": "medium", "n": 2, "seed": 0},
+         r"Unknown prior 'medium'; valid choices are \['strong', 'strong-corrected', 'weak'\]"),
+        ({"prior": "weak", "n": 0, "seed": 0}, r"n must be an integer >= 1, got 0"),
+        ({"prior": "weak", "n": 2.5, "seed": 0}, r"n must be an integer >= 1, got 2.5"),
+        ({"prior": "weak", "n": 2, "seed": -1}, r"seed must be an integer >= 0, got -1"),
+        ({"prior": "weak", "n": 2, "seed": 0, "start": -3},
+         r"start must be an integer >= 0, got -3"),
+    ],
+)
+def test_bad_arguments_are_rejected(kwargs, match):
+    """Unknown priors and bad sizes raise errors that list the valid choices or rule."""
+    with pytest.raises(ValueError, match=match):
+        priors.sample(**kwargs)
+
+
+def test_registry_adds_and_protects_names():
+    """register_prior adds a usable prior and refuses to overwrite silently."""
+
+    def draw(rng, depth):
+        vs = 3.0 + 0.01 * depth + rng.normal(0, 0.01, depth.size)
+        return {"velocity_p": 1.8 * vs, "velocity_s": vs, "density": 2.7 + 0 * vs,
+                "crust": 30.0}
+
+    priors.register_prior("linear-test", draw, description="test",
+                          extras={"crust": ("km", "crust")})
+    try:
+        ds = priors.sample("linear-test", 3, seed=0)
+        assert ds.crust.attrs["units"] == "km" and ds.sizes["sample"] == 3
+        assert "linear-test" in priors.available_priors()
+        with pytest.raises(ValueError, match="already registered"):
+            priors.register_prior("linear-test", draw)
+    finally:
+        priors._REGISTRY.pop("linear-test")
