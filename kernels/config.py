@@ -122,7 +122,7 @@ class DataChapterConfig:
     period_min, period_max, period_step : float
         Period axis in s, inclusive of both ends.
     n_jobs : int
-        Worker processes for the forward solver.
+        Worker processes for the forward solver; -1 uses every core.
     """
 
     profile: str = "default"
@@ -139,7 +139,8 @@ class DataChapterConfig:
     def __post_init__(self):
         object.__setattr__(self, "priors", tuple(self.priors))
         _check_positive_int("n_models", self.n_models)
-        _check_positive_int("n_jobs", self.n_jobs)
+        if self.n_jobs != -1:
+            _check_positive_int("n_jobs", self.n_jobs)
         _check_positive_int("seed", self.seed, minimum=0)
         Grid(self.n_nodes, self.spacing)
         if not 0 < self.period_min <= self.period_max:

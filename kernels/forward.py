@@ -97,10 +97,10 @@ def check_models(thickness, velocity_p, velocity_s, density):
     --------
     >>> import numpy as np
     >>> one = np.ones((1, 2))
-    >>> check_models(one, 3 * one, 4 * one, 2 * one)
+    >>> check_models(one, 3 * one, 4 * one, 2 * one)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: velocity_p must exceed velocity_s; sample 0, layer 0 has velocity_p = 3 km/s <= velocity_s = 4 km/s.
+    ValueError: velocity_p must exceed velocity_s; sample 0, layer 0 has velocity_p = 3 km/s ...
     """
     named = {
         "velocity_p": (velocity_p, "km/s"),
@@ -133,7 +133,7 @@ def _solve_one(solver, periods, mode, wave):
     except DispersionError:
         # The fundamental-mode search aborts the whole curve on one failure;
         # solve each period alone to keep the periods that do converge.
-        for k, period in enumerate(periods):
+        for k in range(periods.size):
             try:
                 single = solver(periods[k:k + 1], mode, wave)
             except DispersionError:

@@ -31,6 +31,8 @@ __all__ = [
     "atomic_path",
     "write_netcdf",
     "cached_dataset",
+    "write_json",
+    "save_figure",
 ]
 
 #: Variables of a layered model, their units and long names.
@@ -259,3 +261,18 @@ def cached_dataset(path, compute):
     ds = compute()
     write_netcdf(ds, path)
     return ds
+
+
+def write_json(obj, path):
+    """Write ``obj`` as indented JSON atomically and return the path."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(obj, indent=2, sort_keys=True, default=_jsonable))
+    return Path(path)
+
+
+def save_figure(fig, path):
+    """Save a matplotlib figure atomically (PNG, 150 dpi) and return the path."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
+    return path

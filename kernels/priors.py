@@ -213,7 +213,7 @@ def brocher_density(velocity_p):
     Examples
     --------
     >>> round(float(brocher_density(6.0)), 4)
-    2.7286
+    2.7167
     """
     v = np.asarray(velocity_p, dtype=float)
     return 1.6612 * v - 0.4721 * v**2 + 0.0671 * v**3 - 0.0043 * v**4 + 0.000106 * v**5

@@ -63,12 +63,13 @@ def test_weak_prior_bounds(draws):
     assert (vs >= low - 1e-12).all() and (vs <= high + 1e-12).all()
     assert (ds.velocity_p.values >= 1.0).all() and (ds.velocity_p.values <= 12.5).all()
     assert (ds.density.values >= 1.0).all() and (ds.density.values <= 3.8).all()
-    # Vp is smoothed after Vp = ratio x Vs with ratio in [1.65, 2.0], so Vp/Vs
-    # may leave that range slightly at sharp Vs steps; where the floor
-    # Vp >= 1 km/s acts (Vs below ~0.6 km/s) the ratio grows much larger.
+    # Vp is smoothed (2 km, edge-padded) after Vp = ratio x Vs with ratio in
+    # [1.65, 2.0], so Vp/Vs leaves that range slightly at Vs steps, and more in
+    # the top kilometres where the padding raises Vp over a steep Vs gradient
+    # and the floor Vp >= 1 km/s acts; Vp stays above Vs everywhere.
     ratio = (ds.velocity_p / ds.velocity_s).values
-    unclipped = ds.velocity_p.values > 1.0
-    assert ratio[unclipped].min() > 1.4 and ratio[unclipped].max() < 2.2
+    deep = z >= 10.0
+    assert ratio[:, deep].min() > 1.5 and ratio[:, deep].max() < 2.1
     assert ratio.min() > 1.0
     assert np.median(ratio) == pytest.approx(1.79, abs=0.03)
     # steps limited to 0.45 km/s per node at the surface

@@ -1,0 +1,64 @@
+# Single entry point of the project. `make help` lists the targets.
+#   make book            install (if needed), execute every notebook on PROFILE, build HTML
+#   make test            install (if needed), run the test suite
+# Outputs are file-based: a notebook re-runs only when its source, its profile or
+# the package changed; the HTML is rebuilt only when an executed notebook or a
+# page changed.
+
+PROFILE ?= default
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+NOTEBOOKS := $(basename $(notdir $(wildcard book/[0-9][0-9]-*.md)))
+EXECUTED := $(patsubst %,_build/executed/$(PROFILE)/%.ipynb,$(NOTEBOOKS))
+PACKAGE := $(shell find kernels -name '*.py' 2>/dev/null)
+PAGES := $(filter-out $(wildcard book/[0-9][0-9]-*.md),$(wildcard book/*.md)) book/references.bib
+HTML_STAMP := _build/html/.built-$(PROFILE)
+
+.PHONY: help install book test lint bench env clean distclean
+.DEFAULT_GOAL := help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "  PROFILE=ci|default|paper selects the parameter profile (now: $(PROFILE))"
+
+$(INSTALLED): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[book,test]"
+	touch $@
+
+install: $(INSTALLED)  ## create .venv and install the pinned dependencies and the package
+
+test: $(INSTALLED)  ## run the test suite
+	$(VENV)/bin/ruff check kernels tests tools benchmarks
+	$(PY) -m pytest
+
+lint: $(INSTALLED)  ## ruff on the package, tests, tools and notebook twins
+	$(VENV)/bin/ruff check kernels tests tools benchmarks
+
+_build/executed/$(PROFILE)/%.ipynb: book/%.md book/params/$(PROFILE).yml $(PACKAGE) $(INSTALLED)
+	$(PY) tools/run_notebook.py $< --profile $(PROFILE) --output $@
+
+$(HTML_STAMP): $(EXECUTED) $(PAGES) _config.yml _toc.yml
+	rm -f _build/html/.built-*
+	for nb in $(NOTEBOOKS); do cp _build/executed/$(PROFILE)/$$nb.ipynb book/$$nb.ipynb; done
+	$(VENV)/bin/jupyter-book build . --path-output . --warningiserror --keep-going
+	touch $@
+
+book: $(HTML_STAMP)  ## execute the notebooks on PROFILE and build the HTML book in _build/html
+	@echo "Book ($(PROFILE) profile): $(CURDIR)/_build/html/index.html"
+
+bench: $(INSTALLED)  ## print forward-model throughput (models/s) against a bare disba loop
+	$(PY) benchmarks/bench_forward.py
+
+env: $(INSTALLED)  ## regenerate environment.yml from pyproject.toml
+	$(PY) tools/sync_env.py --write
+
+clean:  ## remove the built book and executed notebooks (keeps caches and .venv)
+	rm -rf _build/html _build/jupyter_execute _build/executed _build/.doctrees book/*.ipynb
+
+distclean: clean  ## also remove caches, artifacts and the virtual environment
+	rm -rf _build $(VENV)

@@ -1,0 +1,191 @@
+"""Figures of models, statistics and dispersion curves.
+
+Every function takes data and an optional ``ax``, draws, and returns the axes;
+none calls ``show`` or ``savefig`` (notebooks save figures). Depth axes point
+downward and every axis states its units.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+__all__ = [
+    "PRIOR_COLORS",
+    "WAVE_COLORS",
+    "PRIOR_LINESTYLES",
+    "use_style",
+    "depth_axis",
+    "plot_profiles",
+    "plot_depth_band",
+    "plot_curve_band",
+    "histogram",
+]
+
+#: One colour per prior and per wave, used consistently across the book.
+PRIOR_COLORS = {"weak": "#1b9e77", "strong": "#d95f02", "strong-corrected": "#7570b3"}
+#: Line styles per prior: the corrected strong prior is dashed so that it stays
+#: visible where it coincides with the faithful one.
+PRIOR_LINESTYLES = {"weak": "-", "strong": "-", "strong-corrected": "--"}
+WAVE_COLORS = {"rayleigh": "#2166ac", "love": "#b2182b"}
+
+_LABELS = {
+    "velocity_s": "$V_S$ (km/s)",
+    "velocity_p": "$V_P$ (km/s)",
+    "density": r"Density (g/cm$^3$)",
+    "vpvs": "$V_P/V_S$",
+    "phase_velocity": "Phase velocity (km/s)",
+}
+
+
+def use_style():
+    """Apply the book's matplotlib style (legible at page width)."""
+    plt.rcParams.update({
+        "figure.dpi": 110,
+        "savefig.dpi": 150,
+        "savefig.bbox": "tight",
+        "font.size": 10,
+        "axes.titlesize": 10,
+        "axes.labelsize": 10,
+        "legend.fontsize": 8,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+    })
+
+
+def depth_axis(ax, max_depth=None):
+    """Label ``ax``'s y axis as depth in km, increasing downward; return ``ax``."""
+    ax.set_ylabel("Depth (km)")
+    bottom = ax.get_ylim()[1] if max_depth is None else max_depth
+    ax.set_ylim(bottom, 0.0)
+    return ax
+
+
+def _label(name):
+    return _LABELS.get(name, name)
+
+
+def plot_profiles(models, variable="velocity_s", n=5, ax=None, max_depth=None, **kwargs):
+    """Draw the first ``n`` profiles of a model variable against depth.
+
+    Parameters
+    ----------
+    models : xarray.Dataset or xarray.DataArray
+        Models with dims ``(sample, depth)``; a DataArray is drawn as is.
+    variable : str
+        Variable to draw (ignored for a DataArray); ``"vpvs"`` draws Vp/Vs.
+    n : int
+        Number of profiles.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; a new figure otherwise.
+    max_depth : float, optional
+        Depth (km) of the bottom of the axis.
+    **kwargs
+        Passed to :meth:`matplotlib.axes.Axes.step`.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    ax = plt.subplots()[1] if ax is None else ax
+    da = _variable(models, variable)
+    depth = da["depth"].values
+    for i in range(min(n, da.sizes.get("sample", 1))):
+        values = da.isel(sample=i).values if "sample" in da.dims else da.values
+        # Layers are constant between their tops: draw them as steps.
+        ax.step(values, depth, where="post", lw=1.0, **kwargs)
+    ax.set_xlabel(_label(variable))
+    return depth_axis(ax, max_depth if max_depth is not None else depth[-1])
+
+
+def _variable(models, variable):
+    if hasattr(models, "data_vars"):
+        if variable == "vpvs":
+            da = models["velocity_p"] / models["velocity_s"]
+            return da.rename("vpvs")
+        return models[variable]
+    return models
+
+
+def plot_depth_band(models, variable="velocity_s", ax=None, color=None, label=None,
+                    quantiles=(0.05, 0.95), max_depth=None, linestyle="-"):
+    """Median and a quantile band of a model variable against depth.
+
+    Parameters
+    ----------
+    models : xarray.Dataset
+        Models with dims ``(sample, depth)``.
+    variable : str
+        Variable to summarise; ``"vpvs"`` for Vp/Vs.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+    color, label : str, optional
+        Line colour and legend label.
+    quantiles : tuple of float
+        Lower and upper quantiles of the band.
+    max_depth : float, optional
+        Depth (km) of the bottom of the axis.
+    linestyle : str
+        Style of the median line.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    ax = plt.subplots()[1] if ax is None else ax
+    da = _variable(models, variable)
+    q = da.quantile([quantiles[0], 0.5, quantiles[1]], dim="sample")
+    depth = da["depth"].values
+    ax.fill_betweenx(depth, q.values[0], q.values[2], color=color, alpha=0.2, lw=0)
+    ax.plot(q.values[1], depth, color=color, lw=1.5, label=label, ls=linestyle)
+    ax.set_xlabel(_label(variable))
+    return depth_axis(ax, max_depth if max_depth is not None else depth[-1])
+
+
+def plot_curve_band(curves, ax=None, color=None, label=None, quantiles=(0.05, 0.95),
+                    n_examples=0, linestyle="-"):
+    """Median and quantile band of dispersion curves against period.
+
+    Parameters
+    ----------
+    curves : xarray.DataArray
+        Velocities (km/s) with dims ``(sample, period)``; NaNs are skipped.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+    color, label : str, optional
+        Colour and legend label.
+    quantiles : tuple of float
+        Lower and upper quantiles of the band.
+    n_examples : int
+        Number of individual curves drawn thinly on top.
+    linestyle : str
+        Style of the median line.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    ax = plt.subplots()[1] if ax is None else ax
+    period = curves["period"].values
+    q = curves.quantile([quantiles[0], 0.5, quantiles[1]], dim="sample", skipna=True)
+    ax.fill_between(period, q.values[0], q.values[2], color=color, alpha=0.2, lw=0)
+    ax.plot(period, q.values[1], color=color, lw=1.5, label=label, ls=linestyle)
+    for i in range(min(n_examples, curves.sizes["sample"])):
+        ax.plot(period, curves.isel(sample=i).values, color=color, lw=0.6, alpha=0.6)
+    ax.set_xlabel("Period (s)")
+    ax.set_ylabel(_label("phase_velocity"))
+    ax.set_xlim(period[0], period[-1])
+    return ax
+
+
+def histogram(values, ax=None, bins=30, color=None, label=None, xlabel=None):
+    """Histogram of finite values; returns the axes."""
+    ax = plt.subplots()[1] if ax is None else ax
+    values = np.asarray(values, dtype=float)
+    ax.hist(values[np.isfinite(values)], bins=bins, color=color, alpha=0.6, label=label)
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    ax.set_ylabel("Number of models")
+    return ax

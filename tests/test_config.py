@@ -1,0 +1,79 @@
+"""Tests of kernels.config and of the book's parameter profiles."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from kernels.config import PAPER_PERIODS, DataChapterConfig, Grid
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_paper_grid_and_periods():
+    """The default grid is 256 nodes every 0.5 km; periods are 2, 3, ..., 60 s."""
+    grid = Grid()
+    assert grid.depth[0] == 0.0 and grid.depth[-1] == 127.5 and grid.depth.size == 256
+    assert np.all(grid.thickness == 0.5)
+    assert len(PAPER_PERIODS) == 59 and PAPER_PERIODS[0] == 2.0 and PAPER_PERIODS[-1] == 60.0
+    assert np.array_equal(DataChapterConfig().periods, np.asarray(PAPER_PERIODS))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_nodes": 1}, r"n_nodes must be an integer >= 2, got 1"),
+        ({"spacing": 0.0}, r"spacing must be a positive finite number \(km\), got 0.0"),
+        ({"spacing": float("nan")}, r"spacing must be a positive finite number"),
+    ],
+)
+def test_bad_grid_is_rejected(kwargs, match):
+    """A grid with fewer than 2 nodes or a non-positive spacing raises a clear error."""
+    with pytest.raises(ValueError, match=match):
+        Grid(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_models": 0}, r"n_models must be an integer >= 1, got 0"),
+        ({"n_jobs": 0}, r"n_jobs must be an integer >= 1, got 0"),
+        ({"seed": -2}, r"seed must be an integer >= 0, got -2"),
+        ({"period_min": 10.0, "period_max": 5.0}, r"0 < period_min <= period_max"),
+        ({"period_step": 0.0}, r"period_step must be positive"),
+    ],
+)
+def test_bad_chapter_config_is_rejected(kwargs, match):
+    """Chapter configs validate papermill's literals before any computation."""
+    with pytest.raises(ValueError, match=match):
+        DataChapterConfig(**kwargs)
+
+
+def test_config_is_frozen():
+    """Configs are immutable once built."""
+    config = DataChapterConfig()
+    with pytest.raises(AttributeError):
+        config.n_models = 3
+
+
+@pytest.mark.parametrize("profile", ["ci", "default", "paper"])
+def test_profiles_build_valid_configs(profile):
+    """Every profile file parses and yields a valid config for the data chapter."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import run_notebook
+
+    params = run_notebook.load_profile(profile, "01-data-and-priors")
+    config = DataChapterConfig(profile=params["profile"], seed=params["seed"],
+                               n_models=params["n_models"], n_jobs=params["n_jobs"])
+    assert config.profile == profile
+    text = yaml.safe_load((ROOT / "book" / "params" / f"{profile}.yml").read_text())
+    assert text["description"]
+
+
+def test_profiles_grow_in_size():
+    """ci is smaller than default, which is smaller than paper (100,000 models)."""
+    sizes = [yaml.safe_load((ROOT / "book" / "params" / f"{p}.yml").read_text())
+             ["parameters"]["n_models"] for p in ("ci", "default", "paper")]
+    assert sizes[0] < sizes[1] < sizes[2] == 100_000

@@ -1,0 +1,89 @@
+"""Execute one jupytext notebook of the book with a parameter profile.
+
+    python tools/run_notebook.py book/01-data-and-priors.md --profile ci \
+        --output _build/executed/ci/01-data-and-priors.ipynb
+
+The MyST twin is converted with jupytext, the profile's values that the
+notebook declares in its ``parameters`` cell are injected by papermill, and the
+executed notebook is written to a temporary name and renamed on success, so a
+failed run leaves no output that a later ``make`` would trust. A failing cell
+makes the command exit non-zero, naming the notebook and the cell.
+Extra ``-p NAME VALUE`` pairs override the profile (values parsed as YAML).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import jupytext
+import papermill
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = ROOT / "book" / "params"
+
+
+def load_profile(name, notebook_stem):
+    """Parameters of profile ``name`` for one notebook (shared values + overrides)."""
+    path = PARAMS / f"{name}.yml"
+    if not path.exists():
+        choices = sorted(p.stem for p in PARAMS.glob("*.yml"))
+        raise SystemExit(f"Unknown profile {name!r}; valid choices are {choices}.")
+    profile = yaml.safe_load(path.read_text())
+    params = dict(profile.get("parameters", {}))
+    params.update(profile.get("overrides", {}).get(notebook_stem, {}))
+    params["profile"] = name
+    params["output_dir"] = str(ROOT / "_build" / "artifacts" / name)
+    params["cache_dir"] = str(ROOT / "_build" / "cache")
+    return params
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebook", type=Path, help="MyST (.md) notebook twin")
+    parser.add_argument("--profile", default="default")
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--timeout", type=int, default=3600, help="per-cell timeout (s)")
+    parser.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    args = parser.parse_args(argv)
+
+    stem = args.notebook.stem
+    params = load_profile(args.profile, stem)
+    params.update({k: yaml.safe_load(v) for k, v in args.p})
+    notebook = jupytext.read(args.notebook)
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=args.output.parent) as tmp:
+        source = Path(tmp) / f"{stem}.ipynb"
+        jupytext.write(notebook, source)
+        declared = papermill.inspect_notebook(str(source))
+        unknown = sorted(set(params) - set(declared) - {"profile", "output_dir", "cache_dir"})
+        injected = {k: v for k, v in params.items() if k in declared}
+        print(f"[{stem}] profile {args.profile}: {injected}", flush=True)
+        if unknown:
+            print(f"[{stem}] not declared by this notebook (ignored): {unknown}", flush=True)
+        executed = Path(tmp) / "executed.ipynb"
+        # The kernel must run this interpreter (the project's venv).
+        os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+        try:
+            papermill.execute_notebook(
+                str(source), str(executed), parameters=injected, kernel_name="python3",
+                cwd=str(args.notebook.resolve().parent), execution_timeout=args.timeout,
+                progress_bar=False, log_output=False,
+            )
+        except papermill.PapermillExecutionError as error:
+            raise SystemExit(
+                f"Notebook {args.notebook} failed in cell {error.exec_count} "
+                f"(profile {args.profile}): {error.ename}: {error.evalue}"
+            ) from None
+        os.replace(executed, args.output)
+    print(f"[{stem}] wrote {args.output}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
