@@ -111,7 +111,7 @@ def _variable(models, variable):
 
 def plot_depth_band(models, variable="velocity_s", ax=None, color=None, label=None,
                     quantiles=(0.05, 0.95), max_depth=None, linestyle="-"):
-    """Median and a quantile band of a model variable against depth.
+    """Median (solid), mean (dotted) and a quantile band of a variable against depth.
 
     Parameters
     ----------
@@ -140,6 +140,8 @@ def plot_depth_band(models, variable="velocity_s", ax=None, color=None, label=No
     depth = da["depth"].values
     ax.fill_betweenx(depth, q.values[0], q.values[2], color=color, alpha=0.2, lw=0)
     ax.plot(q.values[1], depth, color=color, lw=1.5, label=label, ls=linestyle)
+    # The mean, thin and dotted: it departs from the median where the prior is skewed.
+    ax.plot(da.mean("sample").values, depth, color=color, lw=0.8, ls=":")
     ax.set_xlabel(_label(variable))
     return depth_axis(ax, max_depth if max_depth is not None else depth[-1])
 
