@@ -4,12 +4,26 @@ The raw kernel is :math:`\partial c / \partial p_i` for a layer parameter
 :math:`p_i` (thickness, Vp, Vs or density of layer :math:`i`), every other
 parameter held fixed, in km/s per unit of :math:`p`.
 
+``method="exact"`` (default) differentiates the secular function implicitly:
+at a root :math:`F(c; p) = 0`,
+:math:`\partial c/\partial p_i = -(\partial F/\partial p_i)/(\partial F/\partial c)`.
+The root comes from disba (bisected to 1e-6 of c) and is polished by a Newton
+step on the same :math:`F`; :math:`F` is built from exact layer propagators
+(matrix exponentials; second compound matrices for Rayleigh waves) and one
+reverse-mode sweep through the layer products gives all four kernels of every
+layer at every period (see :mod:`kernels._secular`). The kernels are therefore
+exact up to the root's precision and floating-point round-off: unlike a finite
+difference they carry no truncation error, and they satisfy the scaling sum
+rule :math:`\sum_i (h_i \partial_{h_i} c + \alpha_i \partial_{\alpha_i} c +
+\beta_i \partial_{\beta_i} c) = c` to round-off. We chose this route over the
+variational (energy-integral) kernels because it needs no eigenfunction
+quadrature inside layers, and it gives thickness kernels too.
+
 ``method="disba"`` reproduces the authors' reference: disba's
 ``PhaseSensitivity``, a one-sided finite difference per layer with the
 parameter divided by 1.025 (Herrmann's ``srfker96`` approach). It costs one
-full root search per layer and period, and its truncation error is of the
-order of the 2.5 % step; an exact engine (implicit differentiation of the
-secular function) is planned and will become the default.
+full root search per layer and period, and errs by a few per cent (the order
+of its step).
 
 Helpers convert raw kernels to the forms the book compares: per km, relative
 (:math:`\partial \ln c / \partial \ln p`), and the paper's display form.
@@ -17,42 +31,87 @@ Helpers convert raw kernels to the forms the book compares: per km, relative
 
 from __future__ import annotations
 
+import multiprocessing
+
 import numpy as np
+import torch
 import xarray as xr
-from disba import DispersionError, PhaseSensitivity
+from disba import DispersionError, PhaseDispersion, PhaseSensitivity
 from scipy.ndimage import uniform_filter1d
 
 from ._parallel import block_map
-from .forward import DEFAULT_DC, _check_options, check_models, check_periods
+from ._secular import exact_kernels
+from .forward import DEFAULT_DC, _check_options, _solve_one, check_models, check_periods
 from .io import MODEL_VARIABLES, as_model_arrays
 
-__all__ = ["phase_kernel", "per_km", "relative", "display_form", "PARAMETERS", "METHODS"]
+__all__ = ["phase_kernel", "phase_kernels", "per_km", "relative", "display_form",
+           "PARAMETERS", "METHODS"]
 
 #: Parameters a kernel can be taken with respect to.
 PARAMETERS = tuple(MODEL_VARIABLES)
 #: Kernel engines.
-METHODS = ("disba",)
+METHODS = ("exact", "disba")
 #: disba's relative finite-difference step (the parameter is divided by 1 + step).
 DISBA_STEP = 0.025
 
 
-def _kernel_block(start, stop, arrays, periods, mode, wave, parameter, dc):
+def _disba_block(start, stop, arrays, periods, mode, wave, parameters, dc):
     thickness, velocity_p, velocity_s, density = arrays
-    out = np.full((stop - start, periods.size, thickness.shape[1]), np.nan)
+    n_depth = thickness.shape[1]
+    out = np.full((stop - start, 1 + len(parameters), periods.size, n_depth), np.nan)
     for row, s in enumerate(range(start, stop)):
-        engine = PhaseSensitivity(thickness[s], velocity_p[s], velocity_s[s], density[s],
-                                  dc=dc, dp=DISBA_STEP)
-        for k, period in enumerate(periods):
-            try:
-                out[row, k] = engine(period, mode=mode, wave=wave, parameter=parameter).kernel
-            except DispersionError:
-                continue  # stays NaN; flagged below
+        model = (thickness[s], velocity_p[s], velocity_s[s], density[s])
+        out[row, 0, :, 0] = _solve_one(PhaseDispersion(*model, dc=dc), periods, mode, wave)
+        engine = PhaseSensitivity(*model, dc=dc, dp=DISBA_STEP)
+        for j, parameter in enumerate(parameters):
+            for k, period in enumerate(periods):
+                try:
+                    kernel = engine(period, mode=mode, wave=wave, parameter=parameter).kernel
+                except DispersionError:
+                    continue  # stays NaN; flagged by the caller
+                out[row, 1 + j, k] = kernel
     return out.reshape(stop - start, -1)
 
 
-def phase_kernel(models, periods, wave="rayleigh", parameter="velocity_s", mode=0,
-                 method="disba", dc=DEFAULT_DC, n_jobs=1, progress=False):
-    """Phase-velocity sensitivity kernels of layered models.
+def _exact_block(start, stop, arrays, periods, mode, wave, parameters, dc):
+    if multiprocessing.parent_process() is not None:
+        torch.set_num_threads(1)  # one process per core; no oversubscription
+    thickness, velocity_p, velocity_s, density = arrays
+    n_depth = thickness.shape[1]
+    out = np.full((stop - start, 1 + len(parameters), periods.size, n_depth), np.nan)
+    for row, s in enumerate(range(start, stop)):
+        model = (thickness[s], velocity_p[s], velocity_s[s], density[s])
+        roots = _solve_one(PhaseDispersion(*model, dc=dc), periods, mode, wave)
+        ok = np.isfinite(roots)
+        if not ok.any():
+            continue
+        polished, kernels = exact_kernels(roots[ok], periods[ok], *model, wave)
+        out[row, 0, ok, 0] = polished
+        out[row, 0, ok, 1] = kernels["period"]
+        for j, parameter in enumerate(parameters):
+            out[row, 1 + j, ok] = kernels[parameter]
+    return out.reshape(stop - start, -1)
+
+
+_ENGINES = {"exact": _exact_block, "disba": _disba_block}
+
+
+def _check_kernel_options(parameters, method, wave, mode, dc):
+    for parameter in parameters:
+        if parameter not in PARAMETERS:
+            raise ValueError(
+                f"parameter must be one of {list(PARAMETERS)}, got {parameter!r}.")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}.")
+    _check_options(wave, mode, "phase", dc)
+
+
+def phase_kernels(models, periods, wave="rayleigh", parameters=PARAMETERS, mode=0,
+                  method="exact", dc=DEFAULT_DC, n_jobs=1, progress=False):
+    """Phase velocity and its sensitivity kernels for several parameters at once.
+
+    The exact engine obtains all four parameters in the same sweep, so asking
+    for several costs no more than asking for one.
 
     Parameters
     ----------
@@ -63,11 +122,102 @@ def phase_kernel(models, periods, wave="rayleigh", parameter="velocity_s", mode=
         Strictly increasing periods in s.
     wave : {"rayleigh", "love"}
         Wave type.
+    parameters : sequence of str
+        Among ``thickness``, ``velocity_p``, ``velocity_s``, ``density``.
+    mode : int
+        Mode number; the exact engine supports the fundamental mode (0) only.
+    method : {"exact", "disba"}
+        Kernel engine (see the module docstring).
+    dc : float
+        Root-search step in km/s.
+    n_jobs : int
+        Worker processes (-1: all cores).
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``phase_velocity`` (km/s; ``sample, period``), ``dc_d<parameter>``
+        (``sample, period, depth``) and, with the exact engine, ``dc_dperiod``
+        ((km/s)/s) and the ``group_velocity`` it implies (km/s); NaN at periods
+        whose root failed, with the flag ``failed`` on ``(sample, period)``.
+        Without a ``sample`` dim in ``models``, none in the result.
+
+    Raises
+    ------
+    ValueError
+        On an unknown parameter or method, a higher mode with the exact
+        engine, or invalid models, periods or options.
+    """
+    parameters = tuple(parameters)
+    _check_kernel_options(parameters, method, wave, mode, dc)
+    if method == "exact" and mode != 0:
+        raise ValueError(f"method='exact' supports the fundamental mode (mode=0) only, got "
+                         f"mode={mode!r}; use method='disba' for higher modes.")
+    periods = check_periods(periods)
+    arrays = as_model_arrays(models)
+    check_models(*arrays)
+    n, n_depth = arrays[0].shape
+    shape = (n, 1 + len(parameters), periods.size, n_depth)
+    out = np.empty((n, int(np.prod(shape[1:]))))
+    block_map(_ENGINES[method], n, out, n_jobs=n_jobs, progress=progress,
+              desc=f"{wave} kernels ({method})", arrays=arrays, periods=periods, mode=mode,
+              wave=wave, parameters=parameters, dc=dc)
+    out = out.reshape(shape)
+    coords = {
+        "period": ("period", periods, {"units": "s", "long_name": "period"}),
+        "depth": ("depth", np.asarray(models["depth"].values, dtype=float),
+                  {"units": "km", "long_name": "layer-top depth", "positive": "down"}),
+    }
+    data_vars = {"phase_velocity": (("sample", "period"), out[:, 0, :, 0],
+                                    {"units": "km/s",
+                                     "long_name": f"{wave.capitalize()} phase velocity"})}
+    if method == "exact":
+        c, dc_dt = out[:, 0, :, 0], out[:, 0, :, 1]
+        data_vars["dc_dperiod"] = (("sample", "period"), dc_dt,
+                                   {"units": "(km/s)/s", "long_name": "dc/dT"})
+        # U = d omega / dk = c / (1 + (T / c) dc/dT)
+        data_vars["group_velocity"] = (
+            ("sample", "period"), c / (1 + periods * dc_dt / c),
+            {"units": "km/s", "long_name": f"{wave.capitalize()} group velocity"})
+    for j, parameter in enumerate(parameters):
+        units = MODEL_VARIABLES[parameter][0]
+        data_vars[f"dc_d{parameter}"] = (
+            ("sample", "period", "depth"), out[:, 1 + j],
+            {"units": f"(km/s)/({units})",
+             "long_name": f"{wave.capitalize()} phase-velocity sensitivity to {parameter}",
+             "parameter": parameter})
+    ds = xr.Dataset(data_vars, coords=coords,
+                    attrs={"wave": wave, "mode": int(mode), "method": method,
+                           "dc": float(dc)})
+    if method == "disba":
+        ds.attrs["step"] = DISBA_STEP
+    failed = np.isnan(out[:, 1:]).any(axis=(1, 3)) | np.isnan(out[:, 0, :, 0])
+    ds = ds.assign_coords(failed=(("sample", "period"), failed))
+    ds["failed"].attrs["long_name"] = "no root (kernel is NaN)"
+    if "sample" in models.dims:
+        return ds.assign_coords(sample=models["sample"].values)
+    return ds.isel(sample=0)
+
+
+def phase_kernel(models, periods, wave="rayleigh", parameter="velocity_s", mode=0,
+                 method="exact", dc=DEFAULT_DC, n_jobs=1, progress=False):
+    """Phase-velocity sensitivity kernel of layered models for one parameter.
+
+    Parameters
+    ----------
+    models : xarray.Dataset
+        Models on dims ``(sample, depth)`` or ``(depth,)``.
+    periods : array_like
+        Strictly increasing periods in s.
+    wave : {"rayleigh", "love"}
+        Wave type.
     parameter : {"velocity_s", "velocity_p", "density", "thickness"}
         Layer parameter of the derivative.
     mode : int
         Mode number, 0 for the fundamental.
-    method : {"disba"}
+    method : {"exact", "disba"}
         Kernel engine (see the module docstring).
     dc : float
         Root-search step in km/s.
@@ -96,37 +246,14 @@ def phase_kernel(models, periods, wave="rayleigh", parameter="velocity_s", mode=
     >>> float(abs(k).max())
     0.0
     """
-    if parameter not in PARAMETERS:
-        raise ValueError(f"parameter must be one of {list(PARAMETERS)}, got {parameter!r}.")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}.")
-    _check_options(wave, mode, "phase", dc)
-    periods = check_periods(periods)
-    arrays = as_model_arrays(models)
-    check_models(*arrays)
-    n, n_depth = arrays[0].shape
-    out = np.empty((n, periods.size * n_depth))
-    block_map(_kernel_block, n, out, n_jobs=n_jobs, progress=progress,
-              desc=f"{wave} d c / d {parameter}", arrays=arrays, periods=periods, mode=mode,
-              wave=wave, parameter=parameter, dc=dc)
-    out = out.reshape(n, periods.size, n_depth)
-    units = MODEL_VARIABLES[parameter][0]
-    da = xr.DataArray(
-        out,
-        dims=("sample", "period", "depth"),
-        coords={"period": ("period", periods, {"units": "s", "long_name": "period"}),
-                "depth": ("depth", np.asarray(models["depth"].values, dtype=float),
-                          {"units": "km", "long_name": "layer-top depth", "positive": "down"})},
-        name=f"dc_d{parameter}",
-        attrs={"units": f"(km/s)/({units})",
-               "long_name": f"{wave.capitalize()} phase-velocity sensitivity to {parameter}",
-               "wave": wave, "mode": int(mode), "parameter": parameter, "method": method,
-               "step": DISBA_STEP},
-    )
-    da = da.assign_coords(failed=(("sample", "period"), np.isnan(out).any(axis=2)))
-    if "sample" in models.dims:
-        return da.assign_coords(sample=models["sample"].values)
-    return da.isel(sample=0)
+    _check_kernel_options((parameter,), method, wave, mode, dc)
+    ds = phase_kernels(models, periods, wave=wave, parameters=(parameter,), mode=mode,
+                       method=method, dc=dc, n_jobs=n_jobs, progress=progress)
+    da = ds[f"dc_d{parameter}"]
+    da.attrs.update(wave=wave, mode=int(mode), method=method)
+    if method == "disba":
+        da.attrs["step"] = DISBA_STEP
+    return da
 
 
 def per_km(kernel, thickness):
