@@ -51,8 +51,9 @@ $(HTML_STAMP): $(EXECUTED) $(PAGES) _config.yml _toc.yml
 book: $(HTML_STAMP)  ## execute the notebooks on PROFILE and build the HTML book in _build/html
 	@echo "Book ($(PROFILE) profile): $(CURDIR)/_build/html/index.html"
 
-bench: $(INSTALLED)  ## print forward-model throughput (models/s) against a bare disba loop
+bench: $(INSTALLED)  ## print forward-model and kernel-engine speed against disba
 	$(PY) benchmarks/bench_forward.py
+	$(PY) benchmarks/bench_kernels.py
 
 env: $(INSTALLED)  ## regenerate environment.yml from pyproject.toml
 	$(PY) tools/sync_env.py --write

@@ -1,0 +1,74 @@
+"""Kernel-engine speed and accuracy: the exact engine against disba's PhaseSensitivity.
+
+    python benchmarks/bench_kernels.py [--n-models 4]
+
+For 256-layer weak-prior models at the paper's 59 periods, prints the time per
+model of the exact engine on one core (all four kernels and dc/dT in one sweep),
+the time of disba's PhaseSensitivity (Vs only, measured on a subset of periods
+and scaled to 59, since it costs one root search per layer and period), their
+ratio, the sum-rule residual of both, and the throughput on 2 processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from kernels import priors
+from kernels.config import paper_periods
+from kernels.sensitivity import phase_kernel, phase_kernels
+
+
+def sum_rule_residual(models, k):
+    """max |sum(h dc/dh + a dc/da + b dc/db) / c - 1| over models and periods."""
+    interior = k.depth < models.depth.values[-1]
+    total = ((models.thickness * k.dc_dthickness).where(interior, 0.0)
+             + models.velocity_p * k.dc_dvelocity_p
+             + models.velocity_s * k.dc_dvelocity_s).sum("depth")
+    return float(np.nanmax(np.abs(total / k.phase_velocity - 1)))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-models", type=int, default=4)
+    parser.add_argument("--disba-periods", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    periods = paper_periods()
+    models = priors.sample("weak", args.n_models, seed=2026)
+    phase_kernels(models.isel(sample=0), periods[:2])  # warm-up (numba, torch)
+
+    print(f"{args.n_models} weak-prior models x 256 layers x 59 periods, one core")
+    for wave in ("rayleigh", "love"):
+        start = time.perf_counter()
+        k = phase_kernels(models, periods, wave=wave)
+        exact = (time.perf_counter() - start) / args.n_models
+        print(f"exact engine, {wave:<8}: {exact:6.3f} s/model (4 kernels + dc/dT), "
+              f"sum-rule residual {sum_rule_residual(models, k):.1e}")
+
+    subset = periods[np.linspace(0, periods.size - 1, args.disba_periods).astype(int)]
+    one = models.isel(sample=slice(0, 1))
+    start = time.perf_counter()
+    phase_kernel(one, subset, method="disba")
+    disba = (time.perf_counter() - start) / subset.size * periods.size
+    start = time.perf_counter()
+    phase_kernel(one, periods)
+    exact_vs = time.perf_counter() - start
+    print(f"disba PhaseSensitivity, rayleigh Vs: {disba:6.1f} s/model (scaled from "
+          f"{subset.size} periods); exact {exact_vs:.3f} s/model: {disba / exact_vs:.0f}x faster")
+    kd = phase_kernels(one, subset, method="disba")
+    ke = phase_kernels(one, subset)
+    print(f"sum-rule residual at {subset.tolist()} s: disba {sum_rule_residual(one, kd):.1e}, "
+          f"exact {sum_rule_residual(one, ke):.1e}")
+
+    start = time.perf_counter()
+    phase_kernels(models, periods, n_jobs=2)
+    print(f"exact engine, rayleigh, 2 processes: "
+          f"{args.n_models / (time.perf_counter() - start):.2f} models/s")
+
+
+if __name__ == "__main__":
+    main()
