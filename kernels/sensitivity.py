@@ -44,7 +44,8 @@ from ._secular import exact_kernels
 from .forward import DEFAULT_DC, _check_options, _solve_one, check_models, check_periods
 from .io import MODEL_VARIABLES, as_model_arrays
 
-__all__ = ["phase_kernel", "phase_kernels", "per_km", "relative", "display_form",
+__all__ = ["phase_kernel", "phase_kernels", "kernel_dataset", "peak_depth", "per_km", "relative",
+           "display_form",
            "PARAMETERS", "METHODS"]
 
 #: Parameters a kernel can be taken with respect to.
@@ -339,3 +340,65 @@ def display_form(kernel, max_depth=110.0, window=9):
                  "form": f"display: 0-{max_depth:g} km, {window}-node moving average, "
                          "normalised by the sum of absolute values"}
     return out.rename(kernel.name)
+
+
+def kernel_dataset(models, periods, waves=("rayleigh", "love"), method="exact", n_jobs=1,
+                   progress=False):
+    """Phase velocities and all four kernels for several waves, on a ``wave`` dim.
+
+    Parameters
+    ----------
+    models : xarray.Dataset
+        Models with a ``sample`` dim.
+    periods : array_like
+        Periods in s.
+    waves : sequence of str
+        Wave types.
+    method : {"exact", "disba"}
+        Kernel engine.
+    n_jobs : int
+        Worker processes.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    xarray.Dataset
+        The variables of :func:`phase_kernels` with a leading ``wave`` dim
+        after ``sample``.
+    """
+    parts = [phase_kernels(models, periods, wave=wave, method=method, n_jobs=n_jobs,
+                           progress=progress) for wave in waves]
+    failed = xr.concat([part["failed"] for part in parts], dim="wave")
+    ds = xr.concat([part.drop_vars("failed") for part in parts],
+                   dim=xr.DataArray(list(waves), dims="wave", name="wave"),
+                   combine_attrs="drop_conflicts")
+    ds = ds.assign_coords(failed=failed.assign_coords(wave=list(waves)))
+    ds.attrs.pop("wave", None)
+    return ds.transpose("sample", "wave", ...)
+
+
+def peak_depth(kernel, thickness):
+    """Depth (km) where the per-km kernel's magnitude peaks, half-space excluded.
+
+    Parameters
+    ----------
+    kernel : xarray.DataArray
+        Raw kernel with a ``depth`` dim.
+    thickness : xarray.DataArray
+        Layer thickness (km) on ``depth``.
+
+    Returns
+    -------
+    xarray.DataArray
+        Peak depth in km (NaN where the kernel is NaN).
+    """
+    # The half-space's kernel integrates over infinite depth: it has no per-km
+    # value, so the peak is searched over the finite layers only.
+    density = abs(per_km(kernel, thickness)).isel(depth=slice(0, -1))
+    valid = density.notnull().all("depth")
+    index = density.fillna(-1.0).argmax("depth")
+    depth = density["depth"].isel(depth=index).drop_vars("depth", errors="ignore")
+    out = depth.where(valid)
+    out.attrs = {"units": "km", "long_name": "peak depth of |dc/dp| per km"}
+    return out

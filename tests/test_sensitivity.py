@@ -7,10 +7,18 @@ import pytest
 import xarray as xr
 from numpy.testing import assert_allclose
 
-from kernels import priors
+from kernels import io, priors
 from kernels.forward import dispersion
 from kernels.io import layered_model
-from kernels.sensitivity import display_form, per_km, phase_kernel, phase_kernels, relative
+from kernels.sensitivity import (
+    display_form,
+    kernel_dataset,
+    peak_depth,
+    per_km,
+    phase_kernel,
+    phase_kernels,
+    relative,
+)
 
 POISSON = np.sqrt(3.0)
 
@@ -296,3 +304,20 @@ def test_parallel_kernels_equal_serial():
     parallel = phase_kernels(models, [4.0, 20.0], n_jobs=2)
     xr.testing.assert_identical(serial, parallel)
     assert serial.sample.values.tolist() == [3, 4, 5, 6]
+
+
+def test_kernel_dataset_and_peak_depth():
+    """kernel_dataset stacks waves with per-wave flags; Love kernels peak shallower
+    than Rayleigh kernels and both deepen with period on a smooth gradient model."""
+    depth = 0.5 * np.arange(200)
+    vs = 2.8 + 1.7 * (1 - np.exp(-depth / 30.0))
+    model = io.model_dataset(depth, np.full(200, 0.5), 1.75 * vs, vs, 1.74 * (1.75 * vs) ** 0.25)
+    models = xr.concat([model, model], dim="sample")
+    k = kernel_dataset(models, [5.0, 15.0, 40.0])
+    assert k.failed.dims == ("sample", "wave", "period")
+    peaks = peak_depth(relative(k.dc_dvelocity_s, models.velocity_s, k.phase_velocity),
+                       models.thickness).isel(sample=0)
+    rayleigh, love = peaks.sel(wave="rayleigh").values, peaks.sel(wave="love").values
+    assert np.all(np.diff(rayleigh) > 0) and np.all(np.diff(love) > 0)
+    assert np.all(love < rayleigh)
+    assert peaks.max() < depth[-1]
