@@ -23,6 +23,7 @@ __all__ = [
     "WAVES",
     "Grid",
     "DataChapterConfig",
+    "KernelChapterConfig",
     "paper_periods",
 ]
 
@@ -161,6 +162,70 @@ class DataChapterConfig:
         """The period axis in s."""
         n = int(round((self.period_max - self.period_min) / self.period_step)) + 1
         return self.period_min + self.period_step * np.arange(n)
+
+    def to_dict(self):
+        """Plain-literal dictionary of the settings (for provenance attrs)."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class KernelChapterConfig:
+    """Settings of the chapter "Theoretical sensitivity kernels".
+
+    Parameters
+    ----------
+    profile : str
+        Name of the parameter profile (for provenance).
+    priors : tuple of str
+        Priors whose models are examined.
+    n_kernel_models : int
+        Models per prior whose exact kernels (59 periods, both waves) are computed.
+    n_disba_models : int
+        Models compared with disba's finite-difference kernels.
+    disba_periods : tuple of float
+        Periods (s) of that comparison (disba costs ~1 s per period and model).
+    seed : int
+        Base seed of the model draws.
+    n_jobs : int
+        Worker processes; -1 uses every core.
+    """
+
+    profile: str = "default"
+    priors: tuple = ("weak", "strong", "strong-corrected")
+    n_kernel_models: int = 40
+    n_disba_models: int = 2
+    disba_periods: tuple = (2.0, 5.0, 10.0, 20.0, 40.0, 60.0)
+    seed: int = 2026
+    n_jobs: int = 2
+
+    def __post_init__(self):
+        object.__setattr__(self, "priors", tuple(self.priors))
+        object.__setattr__(self, "disba_periods", tuple(float(t) for t in self.disba_periods))
+        _check_positive_int("n_kernel_models", self.n_kernel_models)
+        _check_positive_int("n_disba_models", self.n_disba_models)
+        _check_positive_int("seed", self.seed, minimum=0)
+        if self.n_jobs != -1:
+            _check_positive_int("n_jobs", self.n_jobs)
+        if self.n_disba_models > self.n_kernel_models:
+            raise ValueError(
+                f"n_disba_models ({self.n_disba_models}) must not exceed n_kernel_models "
+                f"({self.n_kernel_models}): the comparison reuses the exact kernels."
+            )
+        if not self.disba_periods or any(t not in PAPER_PERIODS for t in self.disba_periods):
+            raise ValueError(
+                f"disba_periods must be a non-empty subset of the paper's periods "
+                f"(2, 3, ..., 60 s), got {self.disba_periods!r}."
+            )
+
+    @property
+    def grid(self):
+        """The paper's depth grid."""
+        return Grid()
+
+    @property
+    def periods(self):
+        """The paper's 59 periods (s)."""
+        return paper_periods()
 
     def to_dict(self):
         """Plain-literal dictionary of the settings (for provenance attrs)."""

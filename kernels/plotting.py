@@ -20,6 +20,8 @@ __all__ = [
     "plot_depth_band",
     "plot_curve_band",
     "histogram",
+    "plot_kernel_image",
+    "plot_kernel_lines",
 ]
 
 #: One colour per prior and per wave, used consistently across the book.
@@ -191,3 +193,70 @@ def histogram(values, ax=None, bins=30, color=None, label=None, xlabel=None):
         ax.set_xlabel(xlabel)
     ax.set_ylabel("Number of models")
     return ax
+
+
+def plot_kernel_image(kernel, ax=None, max_depth=110.0, cmap="RdBu_r", colorbar=True,
+                      label="normalised kernel"):
+    """Depth-by-period image of a kernel, symmetric colour scale, depth downward.
+
+    Parameters
+    ----------
+    kernel : xarray.DataArray
+        Kernel with dims ``(period, depth)``.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+    max_depth : float
+        Depth (km) of the bottom of the axis.
+    cmap : str
+        Diverging colour map.
+    colorbar : bool
+        Draw a colour bar labelled ``label``.
+    label : str
+        Colour-bar label.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    ax = plt.subplots()[1] if ax is None else ax
+    kernel = kernel.transpose("depth", "period")
+    limit = float(np.nanmax(np.abs(kernel.values))) or 1.0
+    mesh = ax.pcolormesh(kernel["period"].values, kernel["depth"].values, kernel.values,
+                         cmap=cmap, vmin=-limit, vmax=limit, shading="nearest")
+    if colorbar:
+        ax.figure.colorbar(mesh, ax=ax, label=label, pad=0.02)
+    ax.set_xlabel("Period (s)")
+    return depth_axis(ax, max_depth)
+
+
+def plot_kernel_lines(kernel, periods, ax=None, max_depth=110.0, linestyle="-", label=None):
+    """Kernels at selected periods as lines against depth (colour = period).
+
+    Parameters
+    ----------
+    kernel : xarray.DataArray
+        Kernel with dims ``(period, depth)``.
+    periods : sequence of float
+        Periods (s) to draw (nearest available).
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+    max_depth : float
+        Depth (km) of the bottom of the axis.
+    linestyle : str
+        Line style (use one per method or wave).
+    label : str, optional
+        Suffix of the legend labels.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    ax = plt.subplots()[1] if ax is None else ax
+    colors = plt.cm.viridis(np.linspace(0.0, 0.9, len(periods)))
+    for color, period in zip(colors, periods, strict=True):
+        line = kernel.sel(period=period, method="nearest")
+        text = f"{float(line.period):g} s" + (f" {label}" if label else "")
+        ax.plot(line.values, line["depth"].values, color=color, ls=linestyle, label=text)
+    ax.axvline(0.0, color="k", lw=0.5)
+    ax.set_xlabel("Normalised kernel")
+    return depth_axis(ax, max_depth)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from kernels.config import PAPER_PERIODS, DataChapterConfig, Grid
+from kernels.config import PAPER_PERIODS, DataChapterConfig, Grid, KernelChapterConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,6 +68,12 @@ def test_profiles_build_valid_configs(profile):
     config = DataChapterConfig(profile=params["profile"], seed=params["seed"],
                                n_models=params["n_models"], n_jobs=params["n_jobs"])
     assert config.profile == profile
+    params = run_notebook.load_profile(profile, "02-theoretical-kernels")
+    kernel_config = KernelChapterConfig(
+        profile=params["profile"], seed=params["seed"], n_jobs=params["n_jobs"],
+        n_kernel_models=params["n_kernel_models"], n_disba_models=params["n_disba_models"],
+        disba_periods=params["disba_periods"])
+    assert kernel_config.n_disba_models <= kernel_config.n_kernel_models
     text = yaml.safe_load((ROOT / "book" / "params" / f"{profile}.yml").read_text())
     assert text["description"]
 
@@ -77,3 +83,18 @@ def test_profiles_grow_in_size():
     sizes = [yaml.safe_load((ROOT / "book" / "params" / f"{p}.yml").read_text())
              ["parameters"]["n_models"] for p in ("ci", "default", "paper")]
     assert sizes[0] < sizes[1] < sizes[2] == 100_000
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_kernel_models": 0}, r"n_kernel_models must be an integer >= 1, got 0"),
+        ({"n_kernel_models": 2, "n_disba_models": 3}, r"must not exceed n_kernel_models"),
+        ({"disba_periods": [2.5]}, r"subset of the paper's periods"),
+        ({"disba_periods": []}, r"non-empty subset"),
+    ],
+)
+def test_bad_kernel_chapter_config_is_rejected(kwargs, match):
+    """The kernel chapter's config rejects bad counts and off-grid periods."""
+    with pytest.raises(ValueError, match=match):
+        KernelChapterConfig(**kwargs)
