@@ -205,3 +205,55 @@ def exact_kernels(phase_velocity, period, thickness, velocity_p, velocity_s, den
         grad = torch.zeros_like(rows[0]) if grad is None else grad
         kernels[name] = (-grad / dF_dc[:, None]).numpy()
     return c.numpy(), kernels
+
+
+def exact_group_kernels(phase_velocity, period, thickness, velocity_p, velocity_s, density,
+                        wave, newton_steps=1):
+    r"""Exact group-velocity kernels of one model at its roots.
+
+    With :math:`c_T = dc/dT = -F_T / F_c` along the root and
+    :math:`U = c / (1 + T c_T / c)`, the kernel is
+
+    .. math:: \frac{dU}{dp} = \frac{\partial U}{\partial c}\frac{dc}{dp}
+              + \frac{\partial U}{\partial c_T}\frac{dc_T}{dp}, \qquad
+              \frac{dc_T}{dp} = \frac{\partial g}{\partial p}
+              + \frac{\partial g}{\partial c}\frac{dc}{dp},
+
+    where :math:`g(c, T, p) = -F_T / F_c` is differentiated a second time by
+    autograd. :math:`g` equals :math:`c_T` on the root manifold whatever the
+    normalisation of :math:`F`, so its total derivative along the manifold is
+    exact even though its partial derivatives depend on that normalisation.
+
+    Returns
+    -------
+    group_velocity : numpy.ndarray, shape (n_period,)
+    kernels : dict of numpy.ndarray, shape (n_period, n_layer)
+        ``dU/dp`` for p in thickness, velocity_p, velocity_s, density.
+    """
+    c, phase = exact_kernels(phase_velocity, period, thickness, velocity_p, velocity_s,
+                             density, wave, newton_steps=newton_steps)
+    n_period = len(period)
+    periods = torch.as_tensor(period, dtype=torch.float64).clone().requires_grad_(True)
+    leaves = [torch.tensor(np.tile(np.asarray(x, dtype=float), (n_period, 1)),
+                           requires_grad=True)
+              for x in (thickness, velocity_p, velocity_s, density)]
+    trial = torch.as_tensor(c, dtype=torch.float64).clone().requires_grad_(True)
+    F = secular_function(trial, periods, *leaves, wave)
+    dF_dc, dF_dT = torch.autograd.grad(F.sum(), [trial, periods], create_graph=True)
+    g = -dF_dT / dF_dc
+    grads = torch.autograd.grad(g.sum(), [trial, *leaves], allow_unused=True)
+    dg_dc = grads[0].detach().numpy()[:, None]
+    T = np.asarray(period, dtype=float)[:, None]
+    c_col = c[:, None]
+    c_t = g.detach().numpy()[:, None]
+    denominator = 1 + T * c_t / c_col
+    group = (c_col / denominator)[:, 0]
+    # U = c / (1 + T c_T / c) = c^2 / (c + T c_T)
+    dU_dc = (c_col**2 + 2 * c_col * T * c_t) / (c_col + T * c_t) ** 2
+    dU_dct = -T * c_col**2 / (c_col + T * c_t) ** 2
+    kernels = {}
+    for name, grad in zip(PARAMETERS, grads[1:], strict=True):
+        partial = np.zeros((n_period, len(thickness))) if grad is None else grad.numpy()
+        dc_dp = phase[name]
+        kernels[name] = dU_dc * dc_dp + dU_dct * (partial + dg_dc * dc_dp)
+    return group, kernels

@@ -40,12 +40,12 @@ from disba import DispersionError, PhaseDispersion, PhaseSensitivity
 from scipy.ndimage import uniform_filter1d
 
 from ._parallel import block_map
-from ._secular import exact_kernels
+from ._secular import exact_group_kernels, exact_kernels
 from .forward import DEFAULT_DC, _check_options, _solve_one, check_models, check_periods
 from .io import MODEL_VARIABLES, as_model_arrays
 
-__all__ = ["phase_kernel", "phase_kernels", "kernel_dataset", "peak_depth", "per_km", "relative",
-           "display_form",
+__all__ = ["phase_kernel", "phase_kernels", "group_kernels", "kernel_dataset", "peak_depth",
+           "per_km", "relative", "display_form",
            "PARAMETERS", "METHODS"]
 
 #: Parameters a kernel can be taken with respect to.
@@ -74,7 +74,7 @@ def _disba_block(start, stop, arrays, periods, mode, wave, parameters, dc):
     return out.reshape(stop - start, -1)
 
 
-def _exact_block(start, stop, arrays, periods, mode, wave, parameters, dc):
+def _exact_block(start, stop, arrays, periods, mode, wave, parameters, dc, velocity="phase"):
     if multiprocessing.parent_process() is not None:
         torch.set_num_threads(1)  # one process per core; no oversubscription
     thickness, velocity_p, velocity_s, density = arrays
@@ -86,9 +86,13 @@ def _exact_block(start, stop, arrays, periods, mode, wave, parameters, dc):
         ok = np.isfinite(roots)
         if not ok.any():
             continue
-        polished, kernels = exact_kernels(roots[ok], periods[ok], *model, wave)
-        out[row, 0, ok, 0] = polished
-        out[row, 0, ok, 1] = kernels["period"]
+        if velocity == "group":
+            value, kernels = exact_group_kernels(roots[ok], periods[ok], *model, wave)
+            out[row, 0, ok, 0] = value
+        else:
+            value, kernels = exact_kernels(roots[ok], periods[ok], *model, wave)
+            out[row, 0, ok, 0] = value
+            out[row, 0, ok, 1] = kernels["period"]
         for j, parameter in enumerate(parameters):
             out[row, 1 + j, ok] = kernels[parameter]
     return out.reshape(stop - start, -1)
@@ -166,11 +170,6 @@ def phase_kernels(models, periods, wave="rayleigh", parameters=PARAMETERS, mode=
               desc=f"{wave} kernels ({method})", arrays=arrays, periods=periods, mode=mode,
               wave=wave, parameters=parameters, dc=dc)
     out = out.reshape(shape)
-    coords = {
-        "period": ("period", periods, {"units": "s", "long_name": "period"}),
-        "depth": ("depth", np.asarray(models["depth"].values, dtype=float),
-                  {"units": "km", "long_name": "layer-top depth", "positive": "down"}),
-    }
     data_vars = {"phase_velocity": (("sample", "period"), out[:, 0, :, 0],
                                     {"units": "km/s",
                                      "long_name": f"{wave.capitalize()} phase velocity"})}
@@ -189,11 +188,79 @@ def phase_kernels(models, periods, wave="rayleigh", parameters=PARAMETERS, mode=
             {"units": f"(km/s)/({units})",
              "long_name": f"{wave.capitalize()} phase-velocity sensitivity to {parameter}",
              "parameter": parameter})
-    ds = xr.Dataset(data_vars, coords=coords,
-                    attrs={"wave": wave, "mode": int(mode), "method": method,
-                           "dc": float(dc)})
+    attrs = {"wave": wave, "mode": int(mode), "method": method, "dc": float(dc)}
     if method == "disba":
-        ds.attrs["step"] = DISBA_STEP
+        attrs["step"] = DISBA_STEP
+    return _finish(models, out, data_vars, periods, attrs)
+
+
+def group_kernels(models, periods, wave="rayleigh", parameters=PARAMETERS, dc=DEFAULT_DC,
+                  n_jobs=1, progress=False):
+    r"""Group velocity and its exact sensitivity kernels (fundamental mode).
+
+    The group velocity :math:`U = c / (1 + (T/c)\, dc/dT)` and its kernels
+    :math:`dU/dp` follow from second derivatives of the secular function
+    (see :func:`kernels._secular.exact_group_kernels`); they obey the same
+    scaling sum rule as phase-velocity kernels, with :math:`U` for :math:`c`.
+
+    Parameters
+    ----------
+    models : xarray.Dataset
+        Models on dims ``(sample, depth)`` or ``(depth,)``.
+    periods : array_like
+        Strictly increasing periods in s.
+    wave : {"rayleigh", "love"}
+        Wave type.
+    parameters : sequence of str
+        Among ``thickness``, ``velocity_p``, ``velocity_s``, ``density``.
+    dc : float
+        Root-search step in km/s.
+    n_jobs : int
+        Worker processes (-1: all cores).
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``group_velocity`` (km/s; ``sample, period``) and ``dU_d<parameter>``
+        (``sample, period, depth``), NaN where the root failed, flagged by
+        ``failed``.
+    """
+    parameters = tuple(parameters)
+    _check_kernel_options(parameters, "exact", wave, 0, dc)
+    periods = check_periods(periods)
+    arrays = as_model_arrays(models)
+    check_models(*arrays)
+    n, n_depth = arrays[0].shape
+    shape = (n, 1 + len(parameters), periods.size, n_depth)
+    out = np.empty((n, int(np.prod(shape[1:]))))
+    block_map(_exact_block, n, out, n_jobs=n_jobs, progress=progress,
+              desc=f"{wave} group kernels", arrays=arrays, periods=periods, mode=0,
+              wave=wave, parameters=parameters, dc=dc, velocity="group")
+    out = out.reshape(shape)
+    data_vars = {"group_velocity": (("sample", "period"), out[:, 0, :, 0],
+                                    {"units": "km/s",
+                                     "long_name": f"{wave.capitalize()} group velocity"})}
+    for j, parameter in enumerate(parameters):
+        units = MODEL_VARIABLES[parameter][0]
+        data_vars[f"dU_d{parameter}"] = (
+            ("sample", "period", "depth"), out[:, 1 + j],
+            {"units": f"(km/s)/({units})",
+             "long_name": f"{wave.capitalize()} group-velocity sensitivity to {parameter}",
+             "parameter": parameter})
+    return _finish(models, out, data_vars, periods,
+                   {"wave": wave, "mode": 0, "method": "exact", "dc": float(dc)})
+
+
+def _finish(models, out, data_vars, periods, attrs):
+    """Wrap kernel arrays in a Dataset with coordinates and failure flags."""
+    coords = {
+        "period": ("period", periods, {"units": "s", "long_name": "period"}),
+        "depth": ("depth", np.asarray(models["depth"].values, dtype=float),
+                  {"units": "km", "long_name": "layer-top depth", "positive": "down"}),
+    }
+    ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
     failed = np.isnan(out[:, 1:]).any(axis=(1, 3)) | np.isnan(out[:, 0, :, 0])
     ds = ds.assign_coords(failed=(("sample", "period"), failed))
     ds["failed"].attrs["long_name"] = "no root (kernel is NaN)"
