@@ -1,24 +1,40 @@
 """Datasets of random models and their dispersion curves.
 
-:func:`simulate` draws models from a prior and solves the forward problem for
-both wave types; :func:`simulate_cached` stores the result on disk under a
-name derived from its configuration, so a notebook re-run, or another notebook
-asking for the same inputs, reads the file instead of recomputing it.
-Failures are kept, as NaN with a flag, so failure rates can be reported.
+Two tools:
+
+- :func:`simulate` draws models from a prior and solves the forward problem for
+  both wave types, keeping failures as NaN with a flag so that failure rates can
+  be reported; :func:`simulate_cached` stores its result under a name derived
+  from its inputs.
+- :func:`generate` builds training sets at scale: a chunked zarr store written
+  chunk by chunk (never held in memory), resumable after an interruption, with
+  failed models redrawn deterministically, train / validation / test splits, a
+  progress bar, and local processes or a dask.distributed cluster as workers.
 """
 
 from __future__ import annotations
 
+import json
+import multiprocessing
+import os
+import time
 from pathlib import Path
 
 import numpy as np
+import xarray as xr
+import zarr
+from tqdm.auto import tqdm
 
-from .config import WAVES, Grid
-from .forward import DEFAULT_DC, dispersion_curves
+from .config import WAVES, Grid, paper_periods
+from .forward import DEFAULT_DC, _solve_one, dispersion_curves
 from .io import cached_dataset, config_hash, provenance
 from .priors import sample
 
-__all__ = ["simulate", "simulate_cached"]
+__all__ = ["simulate", "simulate_cached", "generate", "open_store", "load_split", "SPLITS",
+           "split_of"]
+
+#: Split codes stored in the ``split`` variable.
+SPLITS = {"train": 0, "validation": 1, "test": 2}
 
 
 def simulate(prior, n, seed, periods, grid=None, waves=WAVES, dc=DEFAULT_DC, n_jobs=1,
@@ -84,3 +100,299 @@ def simulate_cached(cache_dir, prior, n, seed, periods, grid=None, waves=WAVES, 
     return cached_dataset(path, lambda: simulate(prior, n, seed, periods, grid=grid,
                                                  waves=waves, dc=dc, n_jobs=n_jobs,
                                                  progress=progress))
+
+
+# --------------------------------------------------------------------------
+# Training sets at scale
+# --------------------------------------------------------------------------
+
+_GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
+
+
+def split_of(index, fractions=(0.8, 0.1, 0.1)):
+    """Split code (0 train, 1 validation, 2 test) of model indices.
+
+    The rule depends on the index only (a golden-ratio low-discrepancy
+    sequence), so extending a data set never moves a model between splits
+    and every prefix has close to the requested fractions.
+
+    Examples
+    --------
+    >>> codes = split_of(np.arange(1000))
+    >>> [int((codes == k).sum()) for k in range(3)]
+    [800, 100, 100]
+    """
+    fractions = np.asarray(fractions, dtype=float)
+    if fractions.shape != (3,) or np.any(fractions < 0) or not np.isclose(fractions.sum(), 1):
+        raise ValueError(f"split fractions must be three non-negative numbers summing to 1, "
+                         f"got {tuple(fractions)!r}.")
+    position = np.mod(np.asarray(index, dtype=float) * _GOLDEN, 1.0)
+    edges = np.cumsum(fractions)[:2]
+    return np.searchsorted(edges, position, side="right").astype("int8")
+
+
+def _make_chunk(start, stop, prior, seed, periods, n_nodes, spacing, dc, max_redraws):
+    """Models start..stop-1 with their curves; failed draws are redrawn."""
+    grid = Grid(n_nodes, spacing)
+    n = stop - start
+    velocity = np.empty((3, n, n_nodes))
+    curves = np.full((n, len(WAVES), periods.size), np.nan)
+    attempts = np.zeros(n, dtype="int16")
+    failed = np.zeros(n, dtype=bool)
+    from disba import PhaseDispersion
+
+    for row, index in enumerate(range(start, stop)):
+        for attempt in range(max_redraws + 1):
+            model = sample(prior, 1, seed, grid=grid, start=index, attempt=attempt)
+            arrays = [model[v].values[0] for v in ("thickness", "velocity_p", "velocity_s",
+                                                    "density")]
+            solver = PhaseDispersion(*arrays, dc=dc)
+            c = np.stack([_solve_one(solver, periods, 0, wave) for wave in WAVES])
+            if np.isfinite(c).all() or attempt == max_redraws:
+                break
+        velocity[:, row] = arrays[1:]
+        curves[row] = c
+        attempts[row] = attempt
+        failed[row] = not np.isfinite(c).all()
+    return start, velocity, curves, attempts, failed
+
+
+def _chunk_worker(args):
+    return _make_chunk(*args)
+
+
+def _template(n, periods, grid, chunk_size, fractions, attrs):
+    n_chunks = -(-n // chunk_size)
+    depth = grid.depth
+    import dask.array as da
+
+    def lazy(shape, dtype, chunks):
+        return da.zeros(shape, dtype=dtype, chunks=chunks)
+
+    ds = xr.Dataset(
+        {
+            "velocity_p": (("sample", "depth"), lazy((n, depth.size), "float32",
+                                                     (chunk_size, depth.size)),
+                           {"units": "km/s", "long_name": "P-wave velocity"}),
+            "velocity_s": (("sample", "depth"), lazy((n, depth.size), "float32",
+                                                     (chunk_size, depth.size)),
+                           {"units": "km/s", "long_name": "S-wave velocity"}),
+            "density": (("sample", "depth"), lazy((n, depth.size), "float32",
+                                                  (chunk_size, depth.size)),
+                        {"units": "g/cm^3", "long_name": "density"}),
+            "phase_velocity": (("sample", "wave", "period"),
+                               lazy((n, len(WAVES), periods.size), "float32",
+                                    (chunk_size, len(WAVES), periods.size)),
+                               {"units": "km/s", "long_name": "phase velocity"}),
+            "attempts": (("sample",), lazy((n,), "int16", (chunk_size,)),
+                         {"units": "1", "long_name": "redraws before the solver succeeded"}),
+            "failed": (("sample",), lazy((n,), bool, (chunk_size,)),
+                       {"units": "1", "long_name": "no valid draw within the redraw budget"}),
+            "split": (("sample",), split_of(np.arange(n), fractions),
+                      {"units": "1", "long_name": "data split", "flag_values": [0, 1, 2],
+                       "flag_meanings": "train validation test"}),
+            "done": (("chunk",), np.zeros(n_chunks, dtype=bool),
+                     {"units": "1", "long_name": "chunk written"}),
+        },
+        coords={
+            "sample": ("sample", np.arange(n)),
+            "depth": ("depth", depth, {"units": "km", "long_name": "layer-top depth",
+                                       "positive": "down"}),
+            "thickness": ("depth", grid.thickness, {"units": "km",
+                                                    "long_name": "layer thickness"}),
+            "wave": ("wave", list(WAVES)),
+            "period": ("period", periods, {"units": "s", "long_name": "period"}),
+        },
+        attrs=attrs,
+    )
+    ds["split"] = ds["split"].chunk({"sample": chunk_size})
+    return ds
+
+
+def _client(scheduler):
+    address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    if address is None:
+        return None
+    from distributed import Client
+
+    return Client(address) if isinstance(address, str) else address
+
+
+def generate(path, prior, n, seed, periods=None, grid=None, chunk_size=1000, n_jobs=1,
+             scheduler=None, max_redraws=10, fractions=(0.8, 0.1, 0.1), dc=DEFAULT_DC,
+             progress=True):
+    """Generate (or resume) a data set of models and dispersion curves on disk.
+
+    Parameters
+    ----------
+    path : str or Path
+        zarr store to create or resume.
+    prior : str
+        Registered prior name.
+    n : int
+        Number of models.
+    seed : int
+        Base seed. Model ``i`` is drawn from ``(seed, i)``; if the solver fails
+        at any period, it is redrawn from ``(seed, i, 1)``, ``(seed, i, 2)``,
+        ... up to ``max_redraws`` times (then kept with NaN and ``failed``).
+    periods : array_like, optional
+        Periods in s (the paper's 2-60 s by default).
+    grid : Grid, optional
+        Depth grid (the paper's by default).
+    chunk_size : int
+        Models per chunk: the unit of work, of writing and of resumption.
+    n_jobs : int
+        Local worker processes (ignored with a scheduler).
+    scheduler : str or distributed.Client, optional
+        A dask.distributed scheduler address (or client); defaults to the
+        ``DASK_SCHEDULER_ADDRESS`` environment variable, else local processes.
+    max_redraws : int
+        Redraw budget per model.
+    fractions : tuple of float
+        Train, validation and test fractions (see :func:`split_of`).
+    dc : float
+        Root-search step (km/s).
+    progress : bool
+        Show a progress bar with the rate and an ETA.
+
+    Returns
+    -------
+    xarray.Dataset
+        The store, opened lazily (see :func:`open_store`).
+
+    Raises
+    ------
+    ValueError
+        On bad sizes, or when ``path`` holds a store made with other settings.
+    """
+    for label, value, minimum in (("n", n, 1), ("chunk_size", chunk_size, 1),
+                                  ("max_redraws", max_redraws, 0)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+            raise ValueError(f"{label} must be an integer >= {minimum}, got {value!r}.")
+    grid = Grid() if grid is None else grid
+    periods = paper_periods() if periods is None else np.asarray(periods, dtype=float)
+    path = Path(path)
+    config = {"prior": prior, "n": int(n), "seed": int(seed), "periods": periods.tolist(),
+              "n_nodes": grid.n_nodes, "spacing": grid.spacing, "chunk_size": int(chunk_size),
+              "max_redraws": int(max_redraws), "fractions": list(fractions), "dc": dc}
+    sample(prior, 1, seed, grid=grid)  # validates prior and seed before any writing
+    if path.exists():
+        stored = json.loads(zarr.open_group(str(path), mode="r").attrs.get("config", "{}"))
+        if stored != json.loads(json.dumps(config)):
+            raise ValueError(
+                f"{path} holds a data set made with other settings ({stored}); remove it or "
+                f"choose another path to generate {config}."
+            )
+    else:
+        attrs = provenance(config=config, seed=seed, prior=prior, status="incomplete")
+        # zarr format 2: its string encoding (the wave names) is a stable specification.
+        template = _template(n, periods, grid, chunk_size, fractions, attrs)
+        template.to_zarr(str(path), compute=False, mode="w-", consolidated=False,
+                         zarr_format=2)
+        # The split and done flags are small: write them now.
+        template[["split", "done"]].to_zarr(str(path), mode="r+", consolidated=False)
+
+    group = zarr.open_group(str(path), mode="r+")
+    done = np.asarray(group["done"][:])
+    pending = [(k * chunk_size, min((k + 1) * chunk_size, n))
+               for k in np.flatnonzero(~done)]
+    tasks = [(start, stop, prior, seed, periods, grid.n_nodes, grid.spacing, dc, max_redraws)
+             for start, stop in pending]
+    bar = tqdm(total=n, initial=n - sum(b - a for a, b in pending), disable=not progress,
+               unit="model", desc=f"{prior} data")
+    client = _client(scheduler)
+    try:
+        for start, velocity, curves, attempts, failed in _run(tasks, n_jobs, client):
+            stop = start + curves.shape[0]
+            region = slice(start, stop)
+            for name, values in zip(("velocity_p", "velocity_s", "density"), velocity,
+                                    strict=True):
+                group[name][region] = values.astype("float32")
+            group["phase_velocity"][region] = curves.astype("float32")
+            group["attempts"][region] = attempts
+            group["failed"][region] = failed
+            # Mark the chunk done only after its data are written: an
+            # interrupted write is redone on resumption, never trusted.
+            group["done"][start // chunk_size] = True
+            bar.update(stop - start)
+    finally:
+        bar.close()
+        if client is not None and client is not scheduler:
+            client.close()  # we opened it from an address
+    attempts = np.asarray(group["attempts"][:], dtype=float)
+    failed = np.asarray(group["failed"][:])
+    group.attrs.update({
+        "status": "complete",
+        "failed_draws": int(attempts.sum() + failed.sum()),
+        "failure_rate": float((attempts.sum() + failed.sum()) / (n + attempts.sum())),
+        "models_without_valid_draw": int(failed.sum()),
+        "completed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    })
+    return open_store(path)
+
+
+def _run(tasks, n_jobs, client):
+    """Yield chunk results as they complete (dask cluster, processes, or serial)."""
+    if not tasks:
+        return
+    if client is not None:
+        from distributed import as_completed
+
+        futures = client.map(_chunk_worker, tasks, pure=False)
+        for future in as_completed(futures):
+            yield future.result()
+        return
+    if n_jobs == -1:
+        n_jobs = os.cpu_count() or 1
+    if n_jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
+        with multiprocessing.get_context("fork").Pool(min(n_jobs, len(tasks))) as pool:
+            yield from pool.imap_unordered(_chunk_worker, tasks)
+        return
+    for task in tasks:
+        yield _chunk_worker(task)
+
+
+def open_store(path):
+    """Open a generated data set lazily (dask arrays); raise if it is incomplete.
+
+    Returns
+    -------
+    xarray.Dataset
+        Variables ``velocity_p``, ``velocity_s``, ``density`` (float32, km/s
+        and g/cm^3, ``sample, depth``), ``phase_velocity`` (float32, km/s,
+        ``sample, wave, period``), ``attempts``, ``failed``, ``split``.
+    """
+    ds = xr.open_zarr(str(path), consolidated=False)
+    if ds.attrs.get("status") != "complete":
+        raise ValueError(f"{path} is an incomplete data set: run generate() again with the "
+                         f"same settings to resume it.")
+    return ds
+
+
+def load_split(store, split):
+    """Load one split of a store into memory as a model Dataset (float64).
+
+    Parameters
+    ----------
+    store : xarray.Dataset
+        From :func:`open_store`.
+    split : {"train", "validation", "test"}
+        Which split.
+
+    Returns
+    -------
+    xarray.Dataset
+        Models (with ``thickness`` on ``sample, depth``) and ``phase_velocity``,
+        failed models excluded.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}.")
+    keep = ((store["split"] == SPLITS[split]) & ~store["failed"]).values
+    ds = store.isel(sample=np.flatnonzero(keep))[
+        ["velocity_p", "velocity_s", "density", "phase_velocity"]].load()
+    ds = ds.drop_vars("thickness").astype("float64")
+    thickness = store["thickness"].values
+    ds["thickness"] = (("sample", "depth"),
+                       np.broadcast_to(thickness, (ds.sizes["sample"], thickness.size)).copy(),
+                       {"units": "km", "long_name": "layer thickness"})
+    return ds

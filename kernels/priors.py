@@ -119,7 +119,7 @@ def available_priors():
     return {name: prior.description for name, prior in _REGISTRY.items()}
 
 
-def sample(prior, n, seed, grid=None, start=0):
+def sample(prior, n, seed, grid=None, start=0, attempt=0):
     """Draw ``n`` random layered models from a registered prior.
 
     Parameters
@@ -135,6 +135,10 @@ def sample(prior, n, seed, grid=None, start=0):
     start : int
         Index of the first model: ``sample(p, n, s, start=k)`` returns models
         ``k .. k+n-1``, identical to the same rows of a larger draw.
+    attempt : int
+        Redraw number. Attempt 0 draws model ``i`` from ``(seed, i)``; attempt
+        ``r > 0`` from ``(seed, i, r)``, an independent stream used to redraw a
+        model deterministically when the solver fails on it.
 
     Returns
     -------
@@ -163,7 +167,8 @@ def sample(prior, n, seed, grid=None, start=0):
             f"Unknown prior {prior!r}; valid choices are {sorted(_REGISTRY)} "
             f"(add one with kernels.priors.register_prior)."
         )
-    for label, value, minimum in (("n", n, 1), ("seed", seed, 0), ("start", start, 0)):
+    for label, value, minimum in (("n", n, 1), ("seed", seed, 0), ("start", start, 0),
+                                  ("attempt", attempt, 0)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
             raise ValueError(f"{label} must be an integer >= {minimum}, got {value!r}.")
     grid = Grid() if grid is None else grid
@@ -171,7 +176,8 @@ def sample(prior, n, seed, grid=None, start=0):
     depth = grid.depth
     columns = {name: [] for name in ("velocity_p", "velocity_s", "density", *spec.extras)}
     for index in range(start, start + n):
-        rng = np.random.default_rng([int(seed), int(index)])
+        key = [int(seed), int(index)] + ([int(attempt)] if attempt else [])
+        rng = np.random.default_rng(key)
         out = spec.draw(rng, depth)
         for name in columns:
             columns[name].append(out[name])
@@ -187,11 +193,11 @@ def sample(prior, n, seed, grid=None, start=0):
         np.asarray(columns["density"]),
         extras=extras,
         attrs=provenance(
-            config={"prior": prior, "n": n, "start": start,
+            config={"prior": prior, "n": n, "start": start, "attempt": attempt,
                     "n_nodes": grid.n_nodes, "spacing": grid.spacing},
             seed=seed,
             prior=prior,
-            seeding="numpy.random.default_rng([seed, index])",
+            seeding="numpy.random.default_rng([seed, index] or [seed, index, attempt])",
         ),
     )
     return ds.assign_coords(sample=np.arange(start, start + n))

@@ -1,0 +1,141 @@
+"""Tests of kernels.data: cached simulation and the resumable, distributed generator."""
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+from numpy.testing import assert_allclose
+
+from kernels import data, priors
+from kernels.config import Grid
+
+PERIODS = np.array([2.0, 10.0, 40.0, 60.0])
+# A shallow grid keeps these tests fast; the generator is grid-agnostic.
+GRID = Grid(n_nodes=100, spacing=1.0)
+SETTINGS = dict(prior="strong", n=24, seed=2026, periods=PERIODS, grid=GRID, chunk_size=8,
+                progress=False)
+
+
+def _values(ds):
+    return {name: ds[name].values for name in ("velocity_s", "velocity_p", "density",
+                                                "phase_velocity", "attempts", "failed",
+                                                "split")}
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    """A serial reference data set."""
+    return data.generate(tmp_path_factory.mktemp("serial") / "ref.zarr", **SETTINGS)
+
+
+def test_store_contents_and_provenance(serial):
+    """The store holds float32 models and curves with units, config, seed and versions."""
+    assert serial.velocity_s.dtype == np.float32 and serial.velocity_s.attrs["units"] == "km/s"
+    assert serial.phase_velocity.dims == ("sample", "wave", "period")
+    assert serial.attrs["seed"] == 2026 and serial.attrs["prior"] == "strong"
+    assert "disba" in serial.attrs["versions"] and serial.attrs["status"] == "complete"
+    assert np.isfinite(serial.phase_velocity.values[~serial.failed.values]).all()
+    assert 0.0 <= serial.attrs["failure_rate"] < 0.5
+
+
+def test_redraws_are_deterministic(serial):
+    """A redrawn model equals the prior's draw (seed, index, attempt)."""
+    attempts = serial.attempts.values
+    redrawn = np.flatnonzero(attempts > 0)
+    assert redrawn.size > 0, "the strong prior fails on some of these models"
+    for i in redrawn[:3]:
+        model = priors.sample("strong", 1, 2026, grid=GRID, start=int(i),
+                              attempt=int(attempts[i]))
+        assert_allclose(serial.velocity_s.values[i], model.velocity_s.values[0], rtol=1e-6)
+
+
+def test_interrupted_run_resumes_without_loss_or_duplication(tmp_path, serial, monkeypatch):
+    """A run that dies mid-way resumes where it stopped and equals an uninterrupted run."""
+    path = tmp_path / "resumed.zarr"
+    calls = []
+    original = data._chunk_worker
+
+    def dying(task):
+        calls.append(task[0])
+        if len(calls) == 2:
+            raise KeyboardInterrupt("simulated interruption")
+        return original(task)
+
+    monkeypatch.setattr(data, "_chunk_worker", dying)
+    with pytest.raises(KeyboardInterrupt):
+        data.generate(path, **SETTINGS)
+    with pytest.raises(ValueError, match="incomplete data set"):
+        data.open_store(path)
+    assert zarr.open_group(str(path))["done"][:].tolist() == [True, False, False]
+    monkeypatch.setattr(data, "_chunk_worker", original)
+    resumed = data.generate(path, **SETTINGS)
+    for name, values in _values(serial).items():
+        assert_allclose(resumed[name].values, values, err_msg=name)
+
+
+def test_processes_equal_serial(tmp_path, serial):
+    """Two local processes produce exactly the serial data set."""
+    parallel = data.generate(tmp_path / "p.zarr", n_jobs=2, **SETTINGS)
+    for name, values in _values(serial).items():
+        assert np.array_equal(parallel[name].values, values, equal_nan=True), name
+
+
+def test_dask_cluster_equals_serial(tmp_path, serial):
+    """A dask.distributed LocalCluster produces exactly the serial data set."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        clustered = data.generate(tmp_path / "d.zarr", scheduler=client, **SETTINGS)
+    for name, values in _values(serial).items():
+        assert np.array_equal(clustered[name].values, values, equal_nan=True), name
+
+
+def test_other_settings_on_an_existing_store_are_refused(tmp_path):
+    """Resuming a store with different settings raises instead of mixing data."""
+    path = tmp_path / "a.zarr"
+    data.generate(path, **{**SETTINGS, "n": 8})
+    with pytest.raises(ValueError, match="holds a data set made with other settings"):
+        data.generate(path, **{**SETTINGS, "n": 8, "seed": 1})
+
+
+def test_splits_are_disjoint_and_stable():
+    """Splits depend on the index only: disjoint, near the fractions, stable under growth."""
+    small, large = data.split_of(np.arange(100)), data.split_of(np.arange(10_000))
+    assert np.array_equal(large[:100], small)
+    counts = np.bincount(large, minlength=3) / large.size
+    assert_allclose(counts, [0.8, 0.1, 0.1], atol=0.002)
+    with pytest.raises(ValueError, match="three non-negative numbers summing to 1"):
+        data.split_of([1], fractions=(0.5, 0.5, 0.5))
+
+
+def test_load_split_excludes_failures_and_other_splits(serial):
+    """load_split returns float64 models of one split with thickness, no failed model."""
+    test = data.load_split(serial, "test")
+    codes = serial.split.values[test.sample.values]
+    assert np.all(codes == data.SPLITS["test"])
+    assert test.velocity_s.dtype == np.float64 and test.thickness.dims == ("sample", "depth")
+    assert not serial.failed.values[test.sample.values].any()
+    with pytest.raises(ValueError, match="split must be one of"):
+        data.load_split(serial, "holdout")
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"n": 0}, r"n must be an integer >= 1, got 0"),
+    ({"chunk_size": 0}, r"chunk_size must be an integer >= 1"),
+    ({"prior": "nope"}, r"Unknown prior 'nope'"),
+])
+def test_bad_generate_arguments(tmp_path, kwargs, match):
+    """Bad sizes and unknown priors raise before anything is written."""
+    with pytest.raises(ValueError, match=match):
+        data.generate(tmp_path / "x.zarr", **{**SETTINGS, **kwargs})
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_simulate_cached_keeps_failures_visible(tmp_path):
+    """simulate_cached keeps every model; failures are NaN with a flag, and cached."""
+    ds = data.simulate_cached(tmp_path, "strong", 12, 2026, PERIODS, grid=GRID)
+    assert ds.sizes["sample"] == 12
+    again = data.simulate_cached(tmp_path, "strong", 12, 2026, PERIODS, grid=GRID)
+    xr.testing.assert_identical(ds, again)
+    assert ds.failed.dims == ("sample", "wave")
