@@ -1,0 +1,510 @@
+r"""Neural surrogates of the dispersion forward model, and their autodiff Jacobians.
+
+A surrogate maps a model on the depth grid, :math:`(V_P, V_S, \rho)` at every
+node, to fundamental-mode phase velocities of Rayleigh and Love waves at the
+training periods. Its gradients :math:`\partial c / \partial V_S(z)` are the
+object of study, so:
+
+- inputs and outputs are in physical units (km/s, g/cm^3); the normalisation
+  is a fixed part of the module (buffers fitted on the training split), so
+  autodiff returns km/s per km/s directly;
+- activations are smooth (GELU), so second derivatives exist and gradients
+  carry no kinks.
+
+Two architectures:
+
+``"basis-mlp"`` (CPU default)
+    Each profile is first projected onto a fixed smooth depth basis (Gaussian
+    bumps whose spacing grows with depth, from half a grid step at the surface
+    to a few km at the bottom, mirroring how the depth resolution of surface
+    waves decays); the coefficients feed an MLP. The gradient with respect to a
+    node is then a combination of smooth basis functions: the basis bounds the
+    spatial bandwidth of the learned sensitivities without saying anything
+    about their shape. ``n_basis=None`` gives a plain MLP on the raw nodes.
+``"transformer"`` (the paper's)
+    The encoder-decoder Transformer of Yu, Cai & Liu (2026): depth tokens
+    (depth, Vp, Vs, density; MLP embedding and sinusoidal positions) through a
+    pre-LayerNorm encoder; learned period queries plus an MLP embedding of the
+    normalised period through a decoder; heads for a mean and a log-variance
+    per wave (only the mean is trained). About 43 M parameters at the
+    published size; trains on a GPU when one is present.
+
+:class:`Surrogate` trains (AdamW, one-cycle learning-rate schedule, early
+stopping on the validation split, gradient clipping, fixed seeds, tqdm), saves
+a self-describing checkpoint, and evaluates predictions and Jacobians
+(``torch.func.jacrev``, vmapped, in batches) as labelled DataArrays.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import nn
+from tqdm.auto import tqdm
+
+from .config import WAVES
+from .io import atomic_path
+
+__all__ = ["Surrogate", "load", "ARCHITECTURES", "INPUTS"]
+
+#: Input channels of every surrogate, in order.
+INPUTS = ("velocity_p", "velocity_s", "density")
+
+
+# --------------------------------------------------------------------------
+# Networks
+# --------------------------------------------------------------------------
+
+
+def depth_basis(depth, n_basis):
+    """Smooth Gaussian depth basis, columns normalised to unit sum.
+
+    Centres follow :math:`z_j = z_{max} (j / (n-1))^{1.5}`, so the spacing grows
+    from the surface downward; each width equals the local spacing (at least
+    the grid step).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_depth, n_basis)
+    """
+    depth = np.asarray(depth, dtype=float)
+    step = depth[1] - depth[0]
+    centres = depth[-1] * (np.arange(n_basis) / (n_basis - 1)) ** 1.5
+    widths = np.maximum(np.gradient(centres), step)
+    basis = np.exp(-0.5 * ((depth[:, None] - centres[None, :]) / widths[None, :]) ** 2)
+    return basis / basis.sum(axis=0, keepdims=True)
+
+
+class _Standardise(nn.Module):
+    """x -> (x - mean) / std with fixed buffers."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(shape))
+        self.register_buffer("std", torch.ones(shape))
+
+    def fit(self, values):
+        # Statistics over every leading dim (samples, and depth tokens if any).
+        values = values.reshape(-1, *self.mean.shape)
+        self.mean.copy_(values.mean(0))
+        self.std.copy_(values.std(0).clamp_min(1e-6))
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+    def inverse(self, y):
+        return y * self.std + self.mean
+
+
+class BasisMLP(nn.Module):
+    """Depth-basis projection followed by a GELU MLP (the CPU default)."""
+
+    def __init__(self, n_depth, n_period, depth, n_basis=64, hidden=384, layers=3,
+                 n_waves=2):
+        super().__init__()
+        self.n_period, self.n_waves = n_period, n_waves
+        if n_basis is None:
+            basis = np.eye(n_depth)
+        else:
+            basis = depth_basis(depth, n_basis)
+        self.register_buffer("basis", torch.tensor(basis, dtype=torch.float32))
+        n_features = len(INPUTS) * self.basis.shape[1]
+        self.inputs = _Standardise((n_features,))
+        self.outputs = _Standardise((n_waves * n_period,))
+        blocks, width = [], n_features
+        for _ in range(layers):
+            blocks += [nn.Linear(width, hidden), nn.GELU()]
+            width = hidden
+        blocks.append(nn.Linear(width, n_waves * n_period))
+        self.mlp = nn.Sequential(*blocks)
+
+    def features(self, x):
+        """(batch, 3, n_depth) profiles -> (batch, 3 * n_basis) coefficients."""
+        return (x @ self.basis).flatten(-2)
+
+    def forward(self, x):
+        y = self.mlp(self.inputs(self.features(x)))
+        return self.outputs.inverse(y).unflatten(-1, (self.n_waves, self.n_period))
+
+
+class _Sinusoidal(nn.Module):
+    def __init__(self, length, d_model):
+        super().__init__()
+        position = torch.arange(length)[:, None]
+        frequency = torch.exp(torch.arange(0, d_model, 2) * (-math.log(10000.0) / d_model))
+        table = torch.zeros(length, d_model)
+        table[:, 0::2] = torch.sin(position * frequency)
+        table[:, 1::2] = torch.cos(position * frequency)
+        self.register_buffer("table", table)
+
+    def forward(self, x):
+        return x + self.table[: x.shape[-2]]
+
+
+class DispersionTransformer(nn.Module):
+    """The paper's encoder-decoder Transformer (sizes are arguments)."""
+
+    def __init__(self, n_depth, n_period, depth, periods, d_model=512, heads=8,
+                 encoder_layers=8, decoder_layers=8, feedforward=1024, dropout=0.1,
+                 n_waves=2):
+        super().__init__()
+        self.n_period, self.n_waves = n_period, n_waves
+        self.register_buffer("depth", torch.tensor(np.asarray(depth), dtype=torch.float32))
+        periods = np.asarray(periods, dtype=float)
+        scaled = (periods - 2.0) / (60.0 - 2.0)  # the paper normalises over (2, 60) s
+        self.register_buffer("period", torch.tensor(scaled, dtype=torch.float32)[:, None])
+        self.inputs = _Standardise((1 + len(INPUTS),))
+        self.outputs = _Standardise((n_waves * n_period,))
+        self.embed = nn.Sequential(nn.Linear(1 + len(INPUTS), d_model), nn.GELU(),
+                                   nn.Linear(d_model, d_model))
+        self.position = _Sinusoidal(n_depth, d_model)
+        self.queries = nn.Parameter(torch.randn(n_period, d_model) * 0.02)
+        self.period_embed = nn.Sequential(nn.Linear(1, d_model), nn.GELU(),
+                                          nn.Linear(d_model, d_model))
+        self.encoder = nn.TransformerEncoder(
+            nn.TransformerEncoderLayer(d_model, heads, feedforward, dropout, activation="gelu",
+                                       batch_first=True, norm_first=True),
+            encoder_layers, enable_nested_tensor=False)
+        self.decoder = nn.TransformerDecoder(
+            nn.TransformerDecoderLayer(d_model, heads, feedforward, dropout, activation="gelu",
+                                       batch_first=True, norm_first=True),
+            decoder_layers)
+        self.norm = nn.LayerNorm(d_model)
+        self.mean_head = nn.Linear(d_model, n_waves)
+        self.logvar_head = nn.Linear(d_model, n_waves)  # kept for fidelity; not trained
+
+    def features(self, x):
+        """(batch, 3, n_depth) -> (batch, n_depth, 4) tokens (depth, Vp, Vs, density)."""
+        depth = self.depth.expand(x.shape[0], 1, -1)
+        return torch.cat([depth, x], dim=1).transpose(1, 2)
+
+    def forward(self, x):
+        tokens = self.position(self.embed(self.inputs(self.features(x))))
+        memory = self.encoder(tokens)
+        queries = (self.queries + self.period_embed(self.period)).expand(x.shape[0], -1, -1)
+        decoded = self.norm(self.decoder(queries, memory))
+        mean = self.mean_head(decoded).transpose(1, 2).flatten(-2)
+        return self.outputs.inverse(mean).unflatten(-1, (self.n_waves, self.n_period))
+
+
+ARCHITECTURES = {"basis-mlp": BasisMLP, "transformer": DispersionTransformer}
+
+
+# --------------------------------------------------------------------------
+# The estimator
+# --------------------------------------------------------------------------
+
+
+def _as_inputs(models):
+    """(n_sample, 3, n_depth) float32 array of a model Dataset."""
+    arrays = []
+    for name in INPUTS:
+        if name not in models:
+            raise ValueError(f"models lacks {name!r}; a surrogate needs {list(INPUTS)}.")
+        da = models[name]
+        da = da.transpose("sample", "depth") if "sample" in da.dims else da.expand_dims("sample")
+        arrays.append(da.values)
+    return np.stack(arrays, axis=1).astype("float32")
+
+
+def _versions():
+    out = {}
+    for package in ("kernels", "torch", "numpy", "disba"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = "unknown"
+    return out
+
+
+class Surrogate:
+    """A trainable, differentiable surrogate of surface-wave dispersion.
+
+    Parameters
+    ----------
+    architecture : {"basis-mlp", "transformer"}
+        Network (see the module docstring).
+    architecture_options : dict, optional
+        Keyword arguments of the network (sizes).
+    epochs : int
+        Maximum number of epochs.
+    batch_size : int
+        Mini-batch size.
+    learning_rate : float
+        Peak learning rate of the one-cycle schedule (AdamW).
+    weight_decay : float
+        AdamW weight decay.
+    patience : int
+        Early stopping: epochs without improvement of the validation RMSE.
+    clip : float
+        Gradient-norm clipping.
+    seed : int
+        Seed of the initialisation and of the batch order.
+    device : str, optional
+        Torch device; CUDA when available, else CPU.
+    threads : int, optional
+        CPU threads for torch.
+    progress : bool
+        Show a progress bar over epochs.
+
+    Attributes
+    ----------
+    network_ : torch.nn.Module
+        The trained network (best validation epoch).
+    history_ : list of dict
+        Per epoch: train loss, validation RMSE per wave (km/s), learning rate, time.
+    depth_, periods_, waves_ : numpy.ndarray, tuple
+        The grid and periods the surrogate was trained on.
+    """
+
+    def __init__(self, architecture="basis-mlp", architecture_options=None, epochs=200,
+                 batch_size=128, learning_rate=2e-3, weight_decay=1e-4, patience=20,
+                 clip=5.0, seed=0, device=None, threads=None, progress=True):
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {list(ARCHITECTURES)}, got "
+                             f"{architecture!r}.")
+        self.architecture = architecture
+        self.architecture_options = dict(architecture_options or {})
+        self.epochs, self.batch_size = epochs, batch_size
+        self.learning_rate, self.weight_decay = learning_rate, weight_decay
+        self.patience, self.clip, self.seed = patience, clip, seed
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.threads, self.progress = threads, progress
+
+    # -- training -----------------------------------------------------------
+
+    def _build(self, depth, periods):
+        torch.manual_seed(self.seed)
+        cls = ARCHITECTURES[self.architecture]
+        if self.architecture == "transformer":
+            return cls(depth.size, periods.size, depth, periods, **self.architecture_options)
+        return cls(depth.size, periods.size, depth, **self.architecture_options)
+
+    def fit(self, train, validation):
+        """Train on ``train`` with early stopping on ``validation``; return self.
+
+        Parameters
+        ----------
+        train, validation : xarray.Dataset
+            Models (``velocity_p``, ``velocity_s``, ``density`` on ``sample,
+            depth``) and targets ``phase_velocity`` (``sample, wave, period``),
+            e.g. from :func:`kernels.data.load_split`.
+        """
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        self.depth_ = np.asarray(train["depth"].values, dtype=float)
+        self.periods_ = np.asarray(train["period"].values, dtype=float)
+        self.waves_ = tuple(str(w) for w in train["wave"].values)
+        if self.waves_ != WAVES:
+            raise ValueError(f"targets must have waves {WAVES}, got {self.waves_}.")
+        x_train = torch.tensor(_as_inputs(train))
+        y_train = torch.tensor(train["phase_velocity"].transpose("sample", "wave", "period")
+                               .values, dtype=torch.float32)
+        x_val = torch.tensor(_as_inputs(validation))
+        y_val = torch.tensor(validation["phase_velocity"].transpose("sample", "wave", "period")
+                             .values, dtype=torch.float32)
+        network = self._build(self.depth_, self.periods_)
+        with torch.no_grad():
+            network.inputs.fit(network.features(x_train))
+            network.outputs.fit(y_train.flatten(1))
+        network.to(self.device)
+        optimiser = torch.optim.AdamW(network.parameters(), lr=self.learning_rate,
+                                      weight_decay=self.weight_decay)
+        steps = self.epochs * math.ceil(len(x_train) / self.batch_size)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, self.learning_rate,
+                                                       total_steps=steps, pct_start=0.1)
+        scale = network.outputs.std.to(self.device)
+        generator = torch.Generator().manual_seed(self.seed)
+        best, best_state, waited, self.history_ = np.inf, None, 0, []
+        bar = tqdm(range(self.epochs), disable=not self.progress, desc=self.architecture,
+                   unit="epoch")
+        start = time.perf_counter()
+        for epoch in bar:
+            network.train()
+            order = torch.randperm(len(x_train), generator=generator)
+            total = 0.0
+            for batch in order.split(self.batch_size):
+                x = x_train[batch].to(self.device)
+                y = y_train[batch].to(self.device).flatten(1)
+                # MSE on standardised outputs: every period and wave counts alike.
+                loss = (((network(x).flatten(1) - y) / scale) ** 2).mean()
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(network.parameters(), self.clip)
+                optimiser.step()
+                schedule.step()
+                total += loss.item() * len(batch)
+            rmse = self._rmse(network, x_val, y_val)
+            self.history_.append({"epoch": epoch, "train_loss": total / len(x_train),
+                                  "val_rmse_rayleigh": float(rmse[0]),
+                                  "val_rmse_love": float(rmse[1]),
+                                  "learning_rate": schedule.get_last_lr()[0],
+                                  "time_s": time.perf_counter() - start})
+            score = float(rmse.mean())
+            bar.set_postfix(val_rmse=f"{score:.4f} km/s")
+            if score < best:
+                best, waited = score, 0
+                best_state = copy.deepcopy(network.state_dict())
+            else:
+                waited += 1
+                if waited >= self.patience:
+                    break
+        network.load_state_dict(best_state)
+        self.network_ = network.eval()
+        self.training_time_s_ = time.perf_counter() - start
+        return self
+
+    def _rmse(self, network, x, y, batch_size=1024):
+        network.eval()
+        with torch.no_grad():
+            predicted = torch.cat([network(x[i:i + batch_size].to(self.device)).cpu()
+                                   for i in range(0, len(x), batch_size)])
+        return torch.sqrt(((predicted - y) ** 2).mean(dim=(0, 2))).numpy()
+
+    # -- evaluation ---------------------------------------------------------
+
+    def _check_grid(self, models):
+        depth = np.asarray(models["depth"].values, dtype=float)
+        if depth.shape != self.depth_.shape or not np.allclose(depth, self.depth_):
+            raise ValueError(
+                f"models are on a grid of {depth.size} nodes ({depth[0]:g}-{depth[-1]:g} km); "
+                f"this surrogate was trained on {self.depth_.size} nodes "
+                f"({self.depth_[0]:g}-{self.depth_[-1]:g} km).")
+
+    def predict(self, models, batch_size=512):
+        """Phase velocities (km/s) of models, dims ``(sample, wave, period)``."""
+        self._check_grid(models)
+        x = torch.tensor(_as_inputs(models))
+        with torch.no_grad():
+            values = torch.cat([self.network_(x[i:i + batch_size].to(self.device)).cpu()
+                                for i in range(0, len(x), batch_size)]).numpy()
+        return self._label(values, models, ("sample", "wave", "period"),
+                           "phase_velocity", "km/s", "surrogate phase velocity")
+
+    def jacobian(self, models, parameter="velocity_s", batch_size=32):
+        """Autodiff Jacobian dc/dp per node, dims ``(sample, wave, period, depth)``.
+
+        The other inputs are held fixed; the network is in evaluation mode.
+        Computed with ``torch.func.jacrev`` vmapped over batches of models.
+        """
+        if parameter not in INPUTS:
+            raise ValueError(f"parameter must be one of {list(INPUTS)}, got {parameter!r}.")
+        self._check_grid(models)
+        channel = INPUTS.index(parameter)
+        x = torch.tensor(_as_inputs(models))
+        network = self.network_
+
+        def single(profile, others):
+            full = torch.cat([others[:channel], profile[None], others[channel:]], dim=0)
+            return network(full[None])[0]
+
+        jac = torch.func.vmap(torch.func.jacrev(single), in_dims=(0, 0))
+        keep = [i for i in range(len(INPUTS)) if i != channel]
+        out = []
+        for i in range(0, len(x), batch_size):
+            batch = x[i:i + batch_size].to(self.device)
+            out.append(jac(batch[:, channel], batch[:, keep]).detach().cpu())
+        values = torch.cat(out).numpy()
+        units = "(km/s)/(km/s)" if parameter != "density" else "(km/s)/(g/cm^3)"
+        return self._label(values, models, ("sample", "wave", "period", "depth"),
+                           f"dc_d{parameter}", units, f"surrogate dc/d{parameter}")
+
+    def _label(self, values, models, dims, name, units, long_name):
+        coords = {"wave": list(self.waves_),
+                  "period": ("period", self.periods_, {"units": "s"})}
+        if "depth" in dims:
+            coords["depth"] = ("depth", self.depth_, {"units": "km", "positive": "down"})
+        da = xr.DataArray(values, dims=dims, coords=coords, name=name,
+                          attrs={"units": units, "long_name": long_name,
+                                 "architecture": self.architecture})
+        if "sample" in models.dims:
+            return da.assign_coords(sample=models["sample"].values)
+        return da.isel(sample=0)
+
+    def n_parameters(self):
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.network_.parameters() if p.requires_grad)
+
+    # -- persistence --------------------------------------------------------
+
+    def save(self, path, **metadata_):
+        """Write a self-describing checkpoint atomically; return the path."""
+        checkpoint = {
+            "format": "kernels-surrogate/1",
+            "architecture": self.architecture,
+            "architecture_options": self.architecture_options,
+            "training": {"epochs": self.epochs, "batch_size": self.batch_size,
+                         "learning_rate": self.learning_rate,
+                         "weight_decay": self.weight_decay, "patience": self.patience,
+                         "clip": self.clip, "seed": self.seed,
+                         "training_time_s": self.training_time_s_},
+            "depth": self.depth_.tolist(),
+            "periods": self.periods_.tolist(),
+            "waves": list(self.waves_),
+            "history": self.history_,
+            "versions": _versions(),
+            "metadata": metadata_,
+            "state_dict": {k: v.cpu() for k, v in self.network_.state_dict().items()},
+        }
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
+        return Path(path)
+
+
+def load(path, depth=None, periods=None, device=None):
+    """Load a checkpoint written by :meth:`Surrogate.save`.
+
+    Parameters
+    ----------
+    path : str or Path
+        Checkpoint file.
+    depth, periods : array_like, optional
+        The grid (km) and periods (s) the caller will use; a mismatch with the
+        checkpoint raises a ValueError naming both.
+    device : str, optional
+        Torch device.
+
+    Returns
+    -------
+    Surrogate
+        In evaluation mode, with ``network_``, ``history_``, ``depth_``,
+        ``periods_`` and ``waves_`` set.
+    """
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if checkpoint.get("format") != "kernels-surrogate/1":
+        raise ValueError(f"{path} is not a kernels surrogate checkpoint.")
+    stored_depth = np.asarray(checkpoint["depth"])
+    stored_periods = np.asarray(checkpoint["periods"])
+    if depth is not None and (np.shape(depth) != stored_depth.shape
+                              or not np.allclose(depth, stored_depth)):
+        raise ValueError(f"{path} was trained on a grid of {stored_depth.size} nodes "
+                         f"({stored_depth[0]:g}-{stored_depth[-1]:g} km), not the requested "
+                         f"{np.size(depth)} nodes.")
+    if periods is not None and (np.shape(periods) != stored_periods.shape
+                                or not np.allclose(periods, stored_periods)):
+        raise ValueError(f"{path} was trained on periods {stored_periods.tolist()} s, not "
+                         f"{np.asarray(periods).tolist()} s.")
+    training = checkpoint["training"]
+    surrogate = Surrogate(checkpoint["architecture"], checkpoint["architecture_options"],
+                          epochs=training["epochs"], batch_size=training["batch_size"],
+                          learning_rate=training["learning_rate"],
+                          weight_decay=training["weight_decay"], patience=training["patience"],
+                          clip=training["clip"], seed=training["seed"], device=device,
+                          progress=False)
+    surrogate.depth_, surrogate.periods_ = stored_depth, stored_periods
+    surrogate.waves_ = tuple(checkpoint["waves"])
+    network = surrogate._build(stored_depth, stored_periods)
+    network.load_state_dict(checkpoint["state_dict"])
+    surrogate.network_ = network.to(surrogate.device).eval()
+    surrogate.history_ = checkpoint["history"]
+    surrogate.training_time_s_ = training["training_time_s"]
+    surrogate.metadata_ = checkpoint["metadata"]
+    surrogate.versions_ = checkpoint["versions"]
+    return surrogate

@@ -1,0 +1,143 @@
+"""Tests of kernels.surrogate at toy size: training, units of the Jacobian, persistence."""
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from numpy.testing import assert_allclose
+
+from kernels import priors, surrogate
+from kernels.config import Grid
+from kernels.forward import dispersion_curves
+
+GRID = Grid(n_nodes=40, spacing=1.0)
+PERIODS = np.array([2.0, 5.0, 10.0, 20.0])
+
+
+def _dataset(n, seed):
+    models = priors.sample("weak", n, seed=seed, grid=GRID)
+    curves = dispersion_curves(models, PERIODS)
+    return models.assign(phase_velocity=curves.reset_coords("failed", drop=True))
+
+
+@pytest.fixture(scope="module")
+def toy_data():
+    """A tiny training and validation set on a 40 km grid."""
+    return _dataset(96, 1), _dataset(32, 2)
+
+
+@pytest.fixture(scope="module")
+def trained(toy_data):
+    """A small basis-MLP trained for a few epochs."""
+    train, validation = toy_data
+    return surrogate.Surrogate("basis-mlp", {"n_basis": 12, "hidden": 32, "layers": 2},
+                               epochs=25, batch_size=16, learning_rate=3e-3, seed=3,
+                               device="cpu", progress=False).fit(train, validation)
+
+
+def test_training_improves_and_records_history(trained):
+    """Validation RMSE falls during training and the history records every epoch."""
+    history = trained.history_
+    assert len(history) >= 5
+    assert set(history[0]) >= {"epoch", "train_loss", "val_rmse_rayleigh", "val_rmse_love",
+                               "learning_rate", "time_s"}
+    first = history[0]["val_rmse_rayleigh"] + history[0]["val_rmse_love"]
+    best = min(h["val_rmse_rayleigh"] + h["val_rmse_love"] for h in history)
+    assert best < 0.7 * first
+
+
+def test_activations_are_smooth(trained):
+    """No piecewise-linear activation anywhere: gradients must be smooth."""
+    kinds = {type(m) for m in trained.network_.modules()}
+    assert nn_relu_free(kinds)
+
+
+def nn_relu_free(kinds):
+    return not kinds & {torch.nn.ReLU, torch.nn.LeakyReLU, torch.nn.ReLU6, torch.nn.Hardtanh}
+
+
+def test_predict_is_labelled_in_km_per_s(trained, toy_data):
+    """predict returns (sample, wave, period) in km/s, close to the truth after training."""
+    _, validation = toy_data
+    predicted = trained.predict(validation)
+    assert predicted.dims == ("sample", "wave", "period")
+    assert predicted.attrs["units"] == "km/s"
+    error = float(np.sqrt(((predicted - validation.phase_velocity) ** 2).mean()))
+    assert error < 0.5 * float(validation.phase_velocity.std())
+
+
+@pytest.mark.parametrize("parameter", ["velocity_s", "velocity_p", "density"])
+def test_jacobian_matches_finite_differences_in_physical_units(trained, toy_data, parameter):
+    """The autodiff Jacobian is dc/dp in physical units, the other inputs held fixed.
+
+    Central differences of the float32 network with a 1e-2 step: truncation
+    ~1e-4 of the smooth network's curvature and float32 round-off ~1e-7/1e-2
+    = 1e-5 km/s per unit: 2e-3 absolute covers both.
+    """
+    models = toy_data[1].isel(sample=slice(0, 3))
+    jac = trained.jacobian(models, parameter=parameter)
+    assert jac.dims == ("sample", "wave", "period", "depth")
+    step = 1e-2
+    for node in (0, 7, 25):
+        plus, minus = models.copy(deep=True), models.copy(deep=True)
+        plus[parameter][:, node] += step
+        minus[parameter][:, node] -= step
+        fd = (trained.predict(plus) - trained.predict(minus)) / (2 * step)
+        assert_allclose(jac.isel(depth=node).values, fd.values, atol=2e-3)
+
+
+def test_same_seed_same_network(toy_data):
+    """Training twice with the same seed gives identical weights."""
+    train, validation = toy_data
+    nets = [surrogate.Surrogate("basis-mlp", {"n_basis": 8, "hidden": 16, "layers": 1},
+                                epochs=3, batch_size=32, seed=7, device="cpu",
+                                progress=False).fit(train, validation) for _ in range(2)]
+    for a, b in zip(nets[0].network_.state_dict().values(),
+                    nets[1].network_.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_checkpoint_round_trip_and_mismatch_errors(trained, toy_data, tmp_path):
+    """A checkpoint reloads to identical predictions; other grids or periods are refused."""
+    path = trained.save(tmp_path / "s.pt", note="toy")
+    loaded = surrogate.load(path, depth=GRID.depth, periods=PERIODS)
+    xr.testing.assert_identical(loaded.predict(toy_data[1]), trained.predict(toy_data[1]))
+    assert loaded.metadata_ == {"note": "toy"} and "torch" in loaded.versions_
+    assert loaded.history_ == trained.history_
+    with pytest.raises(ValueError, match="trained on a grid of 40 nodes"):
+        surrogate.load(path, depth=Grid().depth)
+    with pytest.raises(ValueError, match="trained on periods"):
+        surrogate.load(path, periods=[2.0, 3.0, 4.0, 5.0])
+    with pytest.raises(ValueError, match="this surrogate was trained on 40 nodes"):
+        loaded.predict(priors.sample("weak", 1, seed=0))
+
+
+def test_transformer_at_toy_size(toy_data, tmp_path):
+    """The paper's Transformer trains, differentiates and round-trips at toy size."""
+    train, validation = toy_data
+    options = {"d_model": 16, "heads": 2, "encoder_layers": 1, "decoder_layers": 1,
+               "feedforward": 32, "dropout": 0.1}
+    model = surrogate.Surrogate("transformer", options, epochs=2, batch_size=32,
+                                learning_rate=1e-3, device="cpu", progress=False)
+    model.fit(train, validation)
+    jac = model.jacobian(validation.isel(sample=slice(0, 2)))
+    assert jac.shape == (2, 2, PERIODS.size, GRID.n_nodes) and np.isfinite(jac.values).all()
+    loaded = surrogate.load(model.save(tmp_path / "t.pt"))
+    xr.testing.assert_identical(loaded.predict(validation), model.predict(validation))
+
+
+def test_paper_transformer_size():
+    """At the published sizes the Transformer has about 43 million parameters."""
+    network = surrogate.DispersionTransformer(256, 59, Grid().depth, np.arange(2.0, 61.0))
+    n = sum(p.numel() for p in network.parameters())
+    assert 40e6 < n < 46e6
+
+
+def test_bad_arguments():
+    """Unknown architectures and Jacobian parameters raise errors listing the choices."""
+    with pytest.raises(ValueError, match=r"architecture must be one of \['basis-mlp', "):
+        surrogate.Surrogate("resnet")
+    trained_like = surrogate.Surrogate()
+    trained_like.depth_ = GRID.depth
+    with pytest.raises(ValueError, match=r"parameter must be one of"):
+        trained_like.jacobian(priors.sample("weak", 1, seed=0, grid=GRID), parameter="h")
