@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from .config import WAVES, Grid, paper_periods
 from .forward import DEFAULT_DC, _solve_one, dispersion_curves
 from .io import cached_dataset, config_hash, provenance
-from .priors import sample
+from .priors import draw, sample
 
 __all__ = ["simulate", "simulate_cached", "generate", "open_store", "load_split", "SPLITS",
            "split_of"]
@@ -141,11 +141,11 @@ def _make_chunk(start, stop, prior, seed, periods, n_nodes, spacing, dc, max_red
     failed = np.zeros(n, dtype=bool)
     from disba import PhaseDispersion
 
+    thickness = grid.thickness
     for row, index in enumerate(range(start, stop)):
         for attempt in range(max_redraws + 1):
-            model = sample(prior, 1, seed, grid=grid, start=index, attempt=attempt)
-            arrays = [model[v].values[0] for v in ("thickness", "velocity_p", "velocity_s",
-                                                    "density")]
+            model = draw(prior, seed, index, attempt=attempt, grid=grid)
+            arrays = [thickness] + [model[v] for v in ("velocity_p", "velocity_s", "density")]
             solver = PhaseDispersion(*arrays, dc=dc)
             c = np.stack([_solve_one(solver, periods, 0, wave) for wave in WAVES])
             if np.isfinite(c).all() or attempt == max_redraws:

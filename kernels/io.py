@@ -9,6 +9,7 @@ so an interrupted run never leaves a file that a later run would trust.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -178,17 +179,22 @@ def provenance(config=None, seed=None, **extra):
     >>> sorted(provenance(seed=1))[:3]
     ['python', 'seed', 'versions']
     """
-    versions = {}
-    for package in _PACKAGES:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[package] = metadata.version(package)
-    attrs = {"python": platform.python_version(), "versions": json.dumps(versions)}
+    attrs = {"python": platform.python_version(), "versions": json.dumps(_versions())}
     if config is not None:
         attrs["config"] = json.dumps(config, sort_keys=True, default=_jsonable)
     if seed is not None:
         attrs["seed"] = int(seed)
     attrs.update(extra)
     return attrs
+
+
+@functools.cache
+def _versions():
+    versions = {}
+    for package in _PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[package] = metadata.version(package)
+    return versions
 
 
 def _jsonable(value):

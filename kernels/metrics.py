@@ -9,7 +9,10 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-__all__ = ["cosine_similarity", "relative_l2"]
+from .config import PERIOD_BINS
+
+__all__ = ["cosine_similarity", "relative_l2", "period_bin_labels", "assign_period_bins",
+           "dispersion_errors", "errors_by_period_bin"]
 
 
 def cosine_similarity(a, b, dim="depth"):
@@ -58,3 +61,75 @@ def relative_l2(estimate, reference, dim="depth"):
     out = (error / norm.where(norm > 0)).rename("relative_l2")
     out.attrs = {"units": "1", "long_name": "relative L2 difference"}
     return out
+
+
+def period_bin_labels(bins=PERIOD_BINS):
+    """Labels such as ``"[2, 5)"``; the last bin is closed, ``"[45, 60]"``.
+
+    Examples
+    --------
+    >>> period_bin_labels()[0], period_bin_labels()[-1]
+    ('[2, 5)', '[45, 60]')
+    """
+    labels = [f"[{lo:g}, {hi:g})" for lo, hi in bins]
+    labels[-1] = labels[-1][:-1] + "]"
+    return labels
+
+
+def assign_period_bins(da, bins=PERIOD_BINS):
+    """Add a ``period_bin`` coordinate (labels of :func:`period_bin_labels`) on ``period``.
+
+    Periods outside every bin get an empty label.
+    """
+    period = da["period"].values
+    labels = np.full(period.shape, "", dtype=object)
+    for (lo, hi), label in zip(bins, period_bin_labels(bins), strict=True):
+        last = (lo, hi) == tuple(bins[-1])
+        inside = (period >= lo) & ((period <= hi) if last else (period < hi))
+        labels[inside] = label
+    return da.assign_coords(period_bin=("period", labels.astype(str)))
+
+
+def dispersion_errors(predicted, true):
+    """Per-(wave, period) RMSE and MAE (km/s) and MAPE (%) over samples.
+
+    Parameters
+    ----------
+    predicted, true : xarray.DataArray
+        Phase velocities (km/s) on ``(sample, wave, period)``.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``rmse``, ``mae`` (km/s) and ``mape`` (%) on ``(wave, period)``.
+    """
+    error = predicted - true
+    return xr.Dataset({
+        "rmse": np.sqrt((error**2).mean("sample")).assign_attrs(units="km/s"),
+        "mae": abs(error).mean("sample").assign_attrs(units="km/s"),
+        "mape": (100 * abs(error / true)).mean("sample").assign_attrs(units="%"),
+    })
+
+
+def errors_by_period_bin(predicted, true, bins=PERIOD_BINS):
+    """RMSE, MAE (km/s) and MAPE (%) per wave and period bin, pooled over samples.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``(wave, period_bin)`` in bin order; columns ``rmse``, ``mae``,
+        ``mape``, ``count``.
+    """
+    import pandas as pd
+
+    error = assign_period_bins(predicted - true, bins)
+    relative = assign_period_bins(abs((predicted - true) / true), bins)
+    rows = []
+    for wave in error["wave"].values:
+        for label in period_bin_labels(bins):
+            e = error.sel(wave=wave).where(error["period_bin"] == label, drop=True)
+            r = relative.sel(wave=wave).where(relative["period_bin"] == label, drop=True)
+            rows.append({"wave": str(wave), "period_bin": label,
+                         "rmse": float(np.sqrt((e**2).mean())), "mae": float(abs(e).mean()),
+                         "mape": float(100 * r.mean()), "count": int(e.notnull().sum())})
+    return pd.DataFrame(rows).set_index(["wave", "period_bin"])

@@ -41,6 +41,7 @@ from .io import model_dataset, provenance
 
 __all__ = [
     "sample",
+    "draw",
     "register_prior",
     "available_priors",
     "brocher_density",
@@ -176,9 +177,7 @@ def sample(prior, n, seed, grid=None, start=0, attempt=0):
     depth = grid.depth
     columns = {name: [] for name in ("velocity_p", "velocity_s", "density", *spec.extras)}
     for index in range(start, start + n):
-        key = [int(seed), int(index)] + ([int(attempt)] if attempt else [])
-        rng = np.random.default_rng(key)
-        out = spec.draw(rng, depth)
+        out = _draw(spec, seed, index, attempt, depth)
         for name in columns:
             columns[name].append(out[name])
     extras = {
@@ -201,6 +200,34 @@ def sample(prior, n, seed, grid=None, start=0, attempt=0):
         ),
     )
     return ds.assign_coords(sample=np.arange(start, start + n))
+
+
+def _draw(spec, seed, index, attempt, depth):
+    key = [int(seed), int(index)] + ([int(attempt)] if attempt else [])
+    return spec.draw(np.random.default_rng(key), depth)
+
+
+def draw(prior, seed, index, attempt=0, grid=None):
+    """One model as plain arrays, without labels (fast path of :func:`sample`).
+
+    Returns
+    -------
+    dict
+        ``velocity_p``, ``velocity_s`` (km/s) and ``density`` (g/cm^3) arrays on
+        the grid's nodes, plus the prior's per-model extras; identical to row
+        ``index`` of ``sample(prior, n, seed, attempt=attempt)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = draw("weak", 2026, 3)["velocity_s"]
+    >>> bool(np.array_equal(a, sample("weak", 1, 2026, start=3).velocity_s.values[0]))
+    True
+    """
+    if prior not in _REGISTRY:
+        raise ValueError(f"Unknown prior {prior!r}; valid choices are {sorted(_REGISTRY)}.")
+    grid = Grid() if grid is None else grid
+    return _draw(_REGISTRY[prior], seed, index, attempt, grid.depth)
 
 
 def brocher_density(velocity_p):
