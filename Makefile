@@ -54,6 +54,7 @@ book: $(HTML_STAMP)  ## execute the notebooks on PROFILE and build the HTML book
 bench: $(INSTALLED)  ## print forward-model and kernel-engine speed against disba
 	$(PY) benchmarks/bench_forward.py
 	$(PY) benchmarks/bench_kernels.py
+	$(PY) benchmarks/bench_surrogate.py
 
 env: $(INSTALLED)  ## regenerate environment.yml from pyproject.toml
 	$(PY) tools/sync_env.py --write

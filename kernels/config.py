@@ -24,6 +24,7 @@ __all__ = [
     "Grid",
     "DataChapterConfig",
     "KernelChapterConfig",
+    "SurrogateChapterConfig",
     "paper_periods",
 ]
 
@@ -221,6 +222,74 @@ class KernelChapterConfig:
     def grid(self):
         """The paper's depth grid."""
         return Grid()
+
+    @property
+    def periods(self):
+        """The paper's 59 periods (s)."""
+        return paper_periods()
+
+    def to_dict(self):
+        """Plain-literal dictionary of the settings (for provenance attrs)."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class SurrogateChapterConfig:
+    """Settings of the chapter "Surrogate training".
+
+    Parameters
+    ----------
+    profile : str
+        Name of the parameter profile (for provenance).
+    priors : tuple of str
+        One surrogate is trained per prior.
+    n_data : int
+        Models generated per prior (80 % train, 10 % validation, 10 % test).
+    seed : int
+        Base seed of the data and of the network initialisation.
+    architecture : str
+        ``"basis-mlp"`` or ``"transformer"``.
+    architecture_options : dict
+        Network sizes (plain literals).
+    epochs, batch_size, patience : int
+        Training length, mini-batch size, early-stopping patience.
+    learning_rate : float
+        Peak learning rate.
+    chunk_size : int
+        Data-store chunk (models).
+    n_jobs : int
+        Processes for data generation; -1 uses every core.
+    """
+
+    profile: str = "default"
+    priors: tuple = ("weak", "strong")
+    n_data: int = 20000
+    seed: int = 2026
+    architecture: str = "basis-mlp"
+    architecture_options: dict = dataclasses.field(default_factory=dict)
+    epochs: int = 300
+    batch_size: int = 128
+    patience: int = 30
+    learning_rate: float = 2e-3
+    chunk_size: int = 500
+    n_jobs: int = 2
+
+    def __post_init__(self):
+        object.__setattr__(self, "priors", tuple(self.priors))
+        object.__setattr__(self, "architecture_options", dict(self.architecture_options))
+        for name in ("n_data", "epochs", "batch_size", "patience", "chunk_size"):
+            _check_positive_int(name, getattr(self, name))
+        _check_positive_int("seed", self.seed, minimum=0)
+        if self.n_jobs != -1:
+            _check_positive_int("n_jobs", self.n_jobs)
+        if self.n_data < 20:
+            raise ValueError(f"n_data must be at least 20 (10 % go to each of validation "
+                             f"and test), got {self.n_data}.")
+        if self.architecture not in ("basis-mlp", "transformer"):
+            raise ValueError(f"architecture must be 'basis-mlp' or 'transformer', got "
+                             f"{self.architecture!r}.")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}.")
 
     @property
     def periods(self):

@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 import yaml
 
-from kernels.config import PAPER_PERIODS, DataChapterConfig, Grid, KernelChapterConfig
+from kernels.config import (
+    PAPER_PERIODS,
+    DataChapterConfig,
+    Grid,
+    KernelChapterConfig,
+    SurrogateChapterConfig,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,6 +80,13 @@ def test_profiles_build_valid_configs(profile):
         n_kernel_models=params["n_kernel_models"], n_disba_models=params["n_disba_models"],
         disba_periods=params["disba_periods"])
     assert kernel_config.n_disba_models <= kernel_config.n_kernel_models
+    params = run_notebook.load_profile(profile, "03-surrogate-training")
+    names = ("n_data", "architecture", "architecture_options", "epochs", "batch_size",
+             "patience", "learning_rate", "seed", "n_jobs")
+    surrogate_config = SurrogateChapterConfig(profile=profile,
+                                              **{name: params[name] for name in names})
+    assert surrogate_config.architecture == ("transformer" if profile == "paper"
+                                             else "basis-mlp")
     text = yaml.safe_load((ROOT / "book" / "params" / f"{profile}.yml").read_text())
     assert text["description"]
 
@@ -98,3 +111,18 @@ def test_bad_kernel_chapter_config_is_rejected(kwargs, match):
     """The kernel chapter's config rejects bad counts and off-grid periods."""
     with pytest.raises(ValueError, match=match):
         KernelChapterConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_data": 10}, r"n_data must be at least 20"),
+        ({"architecture": "cnn"}, r"architecture must be 'basis-mlp' or 'transformer'"),
+        ({"learning_rate": 0.0}, r"learning_rate must be positive"),
+        ({"epochs": 0}, r"epochs must be an integer >= 1"),
+    ],
+)
+def test_bad_surrogate_chapter_config_is_rejected(kwargs, match):
+    """The surrogate chapter's config rejects bad sizes and unknown architectures."""
+    with pytest.raises(ValueError, match=match):
+        SurrogateChapterConfig(**kwargs)
