@@ -161,15 +161,8 @@ def phase_kernels(models, periods, wave="rayleigh", parameters=PARAMETERS, mode=
         raise ValueError(f"method='exact' supports the fundamental mode (mode=0) only, got "
                          f"mode={mode!r}; use method='disba' for higher modes.")
     periods = check_periods(periods)
-    arrays = as_model_arrays(models)
-    check_models(*arrays)
-    n, n_depth = arrays[0].shape
-    shape = (n, 1 + len(parameters), periods.size, n_depth)
-    out = np.empty((n, int(np.prod(shape[1:]))))
-    block_map(_ENGINES[method], n, out, n_jobs=n_jobs, progress=progress,
-              desc=f"{wave} kernels ({method})", arrays=arrays, periods=periods, mode=mode,
-              wave=wave, parameters=parameters, dc=dc)
-    out = out.reshape(shape)
+    out = _run(_ENGINES[method], models, periods, wave, parameters, mode, dc, n_jobs, progress,
+               desc=f"{wave} kernels ({method})")
     data_vars = {"phase_velocity": (("sample", "period"), out[:, 0, :, 0],
                                     {"units": "km/s",
                                      "long_name": f"{wave.capitalize()} phase velocity"})}
@@ -181,13 +174,7 @@ def phase_kernels(models, periods, wave="rayleigh", parameters=PARAMETERS, mode=
         data_vars["group_velocity"] = (
             ("sample", "period"), c / (1 + periods * dc_dt / c),
             {"units": "km/s", "long_name": f"{wave.capitalize()} group velocity"})
-    for j, parameter in enumerate(parameters):
-        units = MODEL_VARIABLES[parameter][0]
-        data_vars[f"dc_d{parameter}"] = (
-            ("sample", "period", "depth"), out[:, 1 + j],
-            {"units": f"(km/s)/({units})",
-             "long_name": f"{wave.capitalize()} phase-velocity sensitivity to {parameter}",
-             "parameter": parameter})
+    data_vars.update(_kernel_variables(out, parameters, "c", f"{wave.capitalize()} phase"))
     attrs = {"wave": wave, "mode": int(mode), "method": method, "dc": float(dc)}
     if method == "disba":
         attrs["step"] = DISBA_STEP
@@ -230,27 +217,44 @@ def group_kernels(models, periods, wave="rayleigh", parameters=PARAMETERS, dc=DE
     parameters = tuple(parameters)
     _check_kernel_options(parameters, "exact", wave, 0, dc)
     periods = check_periods(periods)
+    out = _run(_exact_block, models, periods, wave, parameters, 0, dc, n_jobs, progress,
+               desc=f"{wave} group kernels", velocity="group")
+    data_vars = {"group_velocity": (("sample", "period"), out[:, 0, :, 0],
+                                    {"units": "km/s",
+                                     "long_name": f"{wave.capitalize()} group velocity"})}
+    data_vars.update(_kernel_variables(out, parameters, "U", f"{wave.capitalize()} group"))
+    return _finish(models, out, data_vars, periods,
+                   {"wave": wave, "mode": 0, "method": "exact", "dc": float(dc)})
+
+
+def _run(engine, models, periods, wave, parameters, mode, dc, n_jobs, progress, desc,
+         **options):
+    """Validate models and run a kernel engine over them in parallel.
+
+    Returns an array (n_sample, 1 + n_parameter, n_period, n_depth): slot 0
+    holds the velocity (and dc/dT) at depth index 0 (1), slots 1.. the kernels.
+    """
     arrays = as_model_arrays(models)
     check_models(*arrays)
     n, n_depth = arrays[0].shape
     shape = (n, 1 + len(parameters), periods.size, n_depth)
     out = np.empty((n, int(np.prod(shape[1:]))))
-    block_map(_exact_block, n, out, n_jobs=n_jobs, progress=progress,
-              desc=f"{wave} group kernels", arrays=arrays, periods=periods, mode=0,
-              wave=wave, parameters=parameters, dc=dc, velocity="group")
-    out = out.reshape(shape)
-    data_vars = {"group_velocity": (("sample", "period"), out[:, 0, :, 0],
-                                    {"units": "km/s",
-                                     "long_name": f"{wave.capitalize()} group velocity"})}
+    block_map(engine, n, out, n_jobs=n_jobs, progress=progress, desc=desc, arrays=arrays,
+              periods=periods, mode=mode, wave=wave, parameters=parameters, dc=dc, **options)
+    return out.reshape(shape)
+
+
+def _kernel_variables(out, parameters, symbol, quantity):
+    """``d<symbol>_d<parameter>`` variables from the engine's output array."""
+    variables = {}
     for j, parameter in enumerate(parameters):
         units = MODEL_VARIABLES[parameter][0]
-        data_vars[f"dU_d{parameter}"] = (
+        variables[f"d{symbol}_d{parameter}"] = (
             ("sample", "period", "depth"), out[:, 1 + j],
             {"units": f"(km/s)/({units})",
-             "long_name": f"{wave.capitalize()} group-velocity sensitivity to {parameter}",
+             "long_name": f"{quantity}-velocity sensitivity to {parameter}",
              "parameter": parameter})
-    return _finish(models, out, data_vars, periods,
-                   {"wave": wave, "mode": 0, "method": "exact", "dc": float(dc)})
+    return variables
 
 
 def _finish(models, out, data_vars, periods, attrs):
