@@ -19,6 +19,8 @@ Two architectures:
     the surface to a few km at the bottom, mirroring how the depth resolution
     of surface waves decays); the coefficients feed an MLP. Working in log
     space gives slow near-surface layers the weight they have in the physics.
+    ``log_outputs=True`` predicts :math:`\ln c` instead (positive velocities by
+    construction; on the strong prior it fitted worse than the default).
     The gradient with respect to a node is then a combination of smooth basis
     functions: the basis bounds the spatial bandwidth of the learned
     sensitivities without saying anything about their shape. ``n_basis=None``
@@ -109,10 +111,10 @@ class BasisMLP(nn.Module):
     """Depth-basis projection followed by a GELU MLP (the CPU default)."""
 
     def __init__(self, n_depth, n_period, depth, n_basis=64, hidden=384, layers=3,
-                 n_waves=2, log_inputs=True):
+                 n_waves=2, log_inputs=True, log_outputs=False):
         super().__init__()
         self.n_period, self.n_waves = n_period, n_waves
-        self.log_inputs = bool(log_inputs)
+        self.log_inputs, self.log_outputs = bool(log_inputs), bool(log_outputs)
         if n_basis is None:
             basis = np.eye(n_depth)
         else:
@@ -140,9 +142,19 @@ class BasisMLP(nn.Module):
             x = torch.log(x)
         return (x @ self.basis).flatten(-2)
 
+    def raw(self, x):
+        """Standardised outputs (the space in which the loss is computed)."""
+        return self.mlp(self.inputs(self.features(x)))
+
+    def target_space(self, y):
+        """Phase velocities (batch, n_waves * n_period) in the output's raw space."""
+        return torch.log(y) if self.log_outputs else y
+
     def forward(self, x):
-        y = self.mlp(self.inputs(self.features(x)))
-        return self.outputs.inverse(y).unflatten(-1, (self.n_waves, self.n_period))
+        y = self.outputs.inverse(self.raw(x))
+        # With log outputs the prediction is exp(.) : positive by construction.
+        y = torch.exp(y) if self.log_outputs else y
+        return y.unflatten(-1, (self.n_waves, self.n_period))
 
 
 class _Sinusoidal(nn.Module):
@@ -196,13 +208,21 @@ class DispersionTransformer(nn.Module):
         depth = self.depth.expand(x.shape[0], 1, -1)
         return torch.cat([depth, x], dim=1).transpose(1, 2)
 
-    def forward(self, x):
+    def raw(self, x):
+        """Standardised mean outputs (the space in which the loss is computed)."""
         tokens = self.position(self.embed(self.inputs(self.features(x))))
         memory = self.encoder(tokens)
         queries = (self.queries + self.period_embed(self.period)).expand(x.shape[0], -1, -1)
         decoded = self.norm(self.decoder(queries, memory))
-        mean = self.mean_head(decoded).transpose(1, 2).flatten(-2)
-        return self.outputs.inverse(mean).unflatten(-1, (self.n_waves, self.n_period))
+        return self.mean_head(decoded).transpose(1, 2).flatten(-2)
+
+    def target_space(self, y):
+        """Phase velocities in the output's raw space (km/s: no transform)."""
+        return y
+
+    def forward(self, x):
+        y = self.outputs.inverse(self.raw(x))
+        return y.unflatten(-1, (self.n_waves, self.n_period))
 
 
 ARCHITECTURES = {"basis-mlp": BasisMLP, "transformer": DispersionTransformer}
@@ -326,14 +346,13 @@ class Surrogate:
         network = self._build(self.depth_, self.periods_)
         with torch.no_grad():
             network.inputs.fit(network.features(x_train))
-            network.outputs.fit(y_train.flatten(1))
+            network.outputs.fit(network.target_space(y_train.flatten(1)))
         network.to(self.device)
         optimiser = torch.optim.AdamW(network.parameters(), lr=self.learning_rate,
                                       weight_decay=self.weight_decay)
         steps = self.epochs * math.ceil(len(x_train) / self.batch_size)
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, self.learning_rate,
                                                        total_steps=steps, pct_start=0.1)
-        scale = network.outputs.std.to(self.device)
         generator = torch.Generator().manual_seed(self.seed)
         best, best_state, waited, self.history_ = np.inf, None, 0, []
         bar = tqdm(range(self.epochs), disable=not self.progress, desc=self.architecture,
@@ -347,7 +366,8 @@ class Surrogate:
                 x = x_train[batch].to(self.device)
                 y = y_train[batch].to(self.device).flatten(1)
                 # MSE on standardised outputs: every period and wave counts alike.
-                loss = (((network(x).flatten(1) - y) / scale) ** 2).mean()
+                target = network.outputs(network.target_space(y))
+                loss = ((network.raw(x) - target) ** 2).mean()
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(network.parameters(), self.clip)

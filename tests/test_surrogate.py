@@ -141,3 +141,15 @@ def test_bad_arguments():
     trained_like.depth_ = GRID.depth
     with pytest.raises(ValueError, match=r"parameter must be one of"):
         trained_like.jacobian(priors.sample("weak", 1, seed=0, grid=GRID), parameter="h")
+
+
+def test_log_outputs_are_positive(toy_data):
+    """With log_outputs the surrogate predicts exp(.): phase velocities stay positive."""
+    train, validation = toy_data
+    model = surrogate.Surrogate("basis-mlp", {"n_basis": 8, "hidden": 16, "layers": 1,
+                                              "log_outputs": True},
+                                epochs=3, batch_size=32, device="cpu", progress=False)
+    predicted = model.fit(train, validation).predict(validation)
+    assert (predicted > 0).all()
+    jac = model.jacobian(validation.isel(sample=slice(0, 1)))
+    assert np.isfinite(jac.values).all()
