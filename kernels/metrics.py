@@ -11,8 +11,9 @@ import xarray as xr
 
 from .config import PERIOD_BINS
 
-__all__ = ["cosine_similarity", "relative_l2", "period_bin_labels", "assign_period_bins",
-           "dispersion_errors", "errors_by_period_bin"]
+__all__ = ["cosine_similarity", "relative_l2", "pearson", "kernel_agreement",
+           "period_bin_labels", "assign_period_bins", "dispersion_errors",
+           "errors_by_period_bin", "summarise_by_period_bin"]
 
 
 def cosine_similarity(a, b, dim="depth"):
@@ -132,4 +133,102 @@ def errors_by_period_bin(predicted, true, bins=PERIOD_BINS):
             rows.append({"wave": str(wave), "period_bin": label,
                          "rmse": float(np.sqrt((e**2).mean())), "mae": float(abs(e).mean()),
                          "mape": float(100 * r.mean()), "count": int(e.notnull().sum())})
+    return pd.DataFrame(rows).set_index(["wave", "period_bin"])
+
+
+def pearson(a, b, dim="depth"):
+    """Pearson correlation of ``a`` and ``b`` along ``dim`` (NaN if either is constant).
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> a = xr.DataArray([1.0, 2.0, 3.0], dims="depth")
+    >>> round(float(pearson(a, 2 * a + 1)), 12), round(float(pearson(a, -a)), 12)
+    (1.0, -1.0)
+    """
+    a, b = xr.align(a, b, join="exact")
+    return cosine_similarity(a - a.mean(dim), b - b.mean(dim), dim).rename("pearson")
+
+
+def kernel_agreement(learned, theory, dim="depth"):
+    """Agreement metrics of two display-form kernels along depth.
+
+    Parameters
+    ----------
+    learned, theory : xarray.DataArray
+        Kernels in display form (unit sum of absolute values per period).
+    dim : str
+        The depth dim (km coordinate).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``cosine``, ``pearson``, ``rmse`` and ``mae`` (of the normalised
+        kernels), ``peak_depth_error`` (km; depth of the largest absolute
+        value, learned minus theory) and ``centroid_depth_error`` (km; centroid
+        of the absolute kernel, learned minus theory), on the remaining dims.
+    """
+    learned, theory = xr.align(learned, theory, join="exact")
+    depth = learned[dim]
+
+    def peak(k):
+        return depth.isel({dim: abs(k).fillna(-1.0).argmax(dim)}).drop_vars(dim).where(
+            k.notnull().all(dim))
+
+    def centroid(k):
+        return (abs(k) * depth).sum(dim, skipna=False) / abs(k).sum(dim, skipna=False)
+
+    difference = learned - theory
+    out = xr.Dataset({
+        "cosine": cosine_similarity(learned, theory, dim),
+        "pearson": pearson(learned, theory, dim),
+        "rmse": np.sqrt((difference**2).mean(dim, skipna=False)),
+        "mae": abs(difference).mean(dim, skipna=False),
+        "peak_depth_error": peak(learned) - peak(theory),
+        "centroid_depth_error": centroid(learned) - centroid(theory),
+    })
+    for name in ("peak_depth_error", "centroid_depth_error"):
+        out[name].attrs["units"] = "km"
+    return out
+
+
+def summarise_by_period_bin(values, bins=PERIOD_BINS, n_boot=1000, seed=0):
+    """Mean, sd, median (with a bootstrap 95 % interval), 16th/84th percentiles, count.
+
+    Parameters
+    ----------
+    values : xarray.DataArray
+        A metric with a ``period`` dim (and ``wave``); every other value in a
+        bin (models and periods) is pooled.
+    bins : sequence of (float, float)
+        Period bins (s).
+    n_boot : int
+        Bootstrap resamples of the median.
+    seed : int
+        Seed of the bootstrap.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``(wave, period_bin)``.
+    """
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    values = assign_period_bins(values, bins)
+    waves = values["wave"].values if "wave" in values.dims else [None]
+    rows = []
+    for wave in waves:
+        v = values.sel(wave=wave) if wave is not None else values
+        for label in period_bin_labels(bins):
+            pooled = v.where(v["period_bin"] == label).values.ravel()
+            pooled = pooled[np.isfinite(pooled)]
+            row = {"wave": str(wave), "period_bin": label, "count": pooled.size}
+            if pooled.size:
+                boot = np.median(rng.choice(pooled, (n_boot, pooled.size)), axis=1)
+                row.update(mean=pooled.mean(), sd=pooled.std(ddof=1) if pooled.size > 1 else 0,
+                           median=np.median(pooled), median_ci_low=np.quantile(boot, 0.025),
+                           median_ci_high=np.quantile(boot, 0.975),
+                           p16=np.quantile(pooled, 0.16), p84=np.quantile(pooled, 0.84))
+            rows.append(row)
     return pd.DataFrame(rows).set_index(["wave", "period_bin"])
