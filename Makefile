@@ -42,6 +42,9 @@ lint: $(INSTALLED)  ## ruff on the package, tests, tools and notebook twins
 _build/executed/$(PROFILE)/%.ipynb: book/%.md book/params/$(PROFILE).yml $(PACKAGE) $(INSTALLED)
 	$(PY) tools/run_notebook.py $< --profile $(PROFILE) --output $@
 
+# Later chapters read the surrogates that chapter 03 saves.
+_build/executed/$(PROFILE)/04-kernel-emergence.ipynb: _build/executed/$(PROFILE)/03-surrogate-training.ipynb
+
 $(HTML_STAMP): $(EXECUTED) $(PAGES) _config.yml _toc.yml
 	rm -f _build/html/.built-*
 	for nb in $(NOTEBOOKS); do cp _build/executed/$(PROFILE)/$$nb.ipynb book/$$nb.ipynb; done

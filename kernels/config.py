@@ -25,6 +25,7 @@ __all__ = [
     "DataChapterConfig",
     "KernelChapterConfig",
     "SurrogateChapterConfig",
+    "EmergenceChapterConfig",
     "paper_periods",
 ]
 
@@ -290,6 +291,51 @@ class SurrogateChapterConfig:
                              f"{self.architecture!r}.")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}.")
+
+    @property
+    def periods(self):
+        """The paper's 59 periods (s)."""
+        return paper_periods()
+
+    def to_dict(self):
+        """Plain-literal dictionary of the settings (for provenance attrs)."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class EmergenceChapterConfig:
+    """Settings of the chapter "Kernel emergence across periods".
+
+    Parameters
+    ----------
+    profile : str
+        Name of the parameter profile (for provenance).
+    n_eval_models : int
+        Held-out weak-prior test models on which kernels are compared.
+    n_data : int
+        Size of the weak-prior data set of the surrogate chapter (locates it).
+    seed : int
+        Base seed of that data set.
+    n_jobs : int
+        Processes for the theoretical kernels; -1 uses every core.
+    """
+
+    profile: str = "default"
+    n_eval_models: int = 200
+    n_data: int = 20000
+    seed: int = 2026
+    n_jobs: int = 2
+
+    def __post_init__(self):
+        _check_positive_int("n_eval_models", self.n_eval_models)
+        _check_positive_int("n_data", self.n_data)
+        _check_positive_int("seed", self.seed, minimum=0)
+        if self.n_jobs != -1:
+            _check_positive_int("n_jobs", self.n_jobs)
+        if self.n_eval_models > self.n_data // 10:
+            raise ValueError(
+                f"n_eval_models ({self.n_eval_models}) exceeds the test split of the "
+                f"{self.n_data}-model data set (about {self.n_data // 10} models).")
 
     @property
     def periods(self):

@@ -31,7 +31,7 @@ from .io import cached_dataset, config_hash, provenance
 from .priors import draw, sample
 
 __all__ = ["simulate", "simulate_cached", "generate", "open_store", "load_split", "SPLITS",
-           "split_of"]
+           "split_of", "store_path"]
 
 #: Split codes stored in the ``split`` variable.
 SPLITS = {"train": 0, "validation": 1, "test": 2}
@@ -396,3 +396,15 @@ def load_split(store, split):
                        np.broadcast_to(thickness, (ds.sizes["sample"], thickness.size)).copy(),
                        {"units": "km", "long_name": "layer thickness"})
     return ds
+
+
+def store_path(cache_dir, prior, n, seed):
+    """The cache location of the book's data store for ``(prior, n, seed)``.
+
+    The name carries a hash of the inputs and the package version, so chapters
+    that need the same data find the same store.
+    """
+    from . import __version__
+
+    key = config_hash({"prior": prior, "n": n, "seed": seed, "version": __version__})
+    return Path(cache_dir) / "data" / f"{prior}-{n}-{key}.zarr"

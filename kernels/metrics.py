@@ -11,7 +11,7 @@ import xarray as xr
 
 from .config import PERIOD_BINS
 
-__all__ = ["cosine_similarity", "relative_l2", "pearson", "kernel_agreement",
+__all__ = ["cosine_similarity", "relative_l2", "pearson", "depth_of_peak", "kernel_agreement",
            "period_bin_labels", "assign_period_bins", "dispersion_errors",
            "errors_by_period_bin", "summarise_by_period_bin"]
 
@@ -150,6 +150,20 @@ def pearson(a, b, dim="depth"):
     return cosine_similarity(a - a.mean(dim), b - b.mean(dim), dim).rename("pearson")
 
 
+def depth_of_peak(kernel, dim="depth"):
+    """Depth (km) of the largest absolute value along ``dim``; NaN where the kernel is.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> k = xr.DataArray([0.1, -0.5, 0.2], dims="depth", coords={"depth": [0.0, 1.0, 2.0]})
+    >>> float(depth_of_peak(k))
+    1.0
+    """
+    index = abs(kernel).fillna(-1.0).argmax(dim)
+    return kernel[dim].isel({dim: index}).drop_vars(dim).where(kernel.notnull().all(dim))
+
+
 def kernel_agreement(learned, theory, dim="depth"):
     """Agreement metrics of two display-form kernels along depth.
 
@@ -170,10 +184,7 @@ def kernel_agreement(learned, theory, dim="depth"):
     """
     learned, theory = xr.align(learned, theory, join="exact")
     depth = learned[dim]
-
-    def peak(k):
-        return depth.isel({dim: abs(k).fillna(-1.0).argmax(dim)}).drop_vars(dim).where(
-            k.notnull().all(dim))
+    peak = depth_of_peak
 
     def centroid(k):
         return (abs(k) * depth).sum(dim, skipna=False) / abs(k).sum(dim, skipna=False)

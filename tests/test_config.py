@@ -10,6 +10,7 @@ import yaml
 from kernels.config import (
     PAPER_PERIODS,
     DataChapterConfig,
+    EmergenceChapterConfig,
     Grid,
     KernelChapterConfig,
     SurrogateChapterConfig,
@@ -87,6 +88,10 @@ def test_profiles_build_valid_configs(profile):
                                               **{name: params[name] for name in names})
     assert surrogate_config.architecture == ("transformer" if profile == "paper"
                                              else "basis-mlp")
+    params = run_notebook.load_profile(profile, "04-kernel-emergence")
+    EmergenceChapterConfig(profile=profile, n_eval_models=params["n_eval_models"],
+                           n_data=params["n_data"], seed=params["seed"],
+                           n_jobs=params["n_jobs"])
     text = yaml.safe_load((ROOT / "book" / "params" / f"{profile}.yml").read_text())
     assert text["description"]
 
@@ -126,3 +131,9 @@ def test_bad_surrogate_chapter_config_is_rejected(kwargs, match):
     """The surrogate chapter's config rejects bad sizes and unknown architectures."""
     with pytest.raises(ValueError, match=match):
         SurrogateChapterConfig(**kwargs)
+
+
+def test_emergence_config_needs_enough_test_models():
+    """The evaluation set must fit in the test split of the surrogate's data set."""
+    with pytest.raises(ValueError, match=r"n_eval_models \(300\) exceeds the test split"):
+        EmergenceChapterConfig(n_eval_models=300, n_data=2000)
