@@ -106,8 +106,26 @@ def _check_positive_int(name, value, minimum=1):
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
 
 
+def _check_jobs(n_jobs):
+    if n_jobs != -1:
+        _check_positive_int("n_jobs", n_jobs)
+
+
+class _ChapterConfig:
+    """Shared behaviour of the chapters' frozen configs."""
+
+    @property
+    def periods(self):
+        """The paper's 59 periods (s)."""
+        return paper_periods()
+
+    def to_dict(self):
+        """Plain-literal dictionary of the settings (for provenance attrs)."""
+        return dataclasses.asdict(self)
+
+
 @dataclass(frozen=True)
-class DataChapterConfig:
+class DataChapterConfig(_ChapterConfig):
     """Settings of the chapter "Data and priors".
 
     Parameters
@@ -142,8 +160,7 @@ class DataChapterConfig:
     def __post_init__(self):
         object.__setattr__(self, "priors", tuple(self.priors))
         _check_positive_int("n_models", self.n_models)
-        if self.n_jobs != -1:
-            _check_positive_int("n_jobs", self.n_jobs)
+        _check_jobs(self.n_jobs)
         _check_positive_int("seed", self.seed, minimum=0)
         Grid(self.n_nodes, self.spacing)
         if not 0 < self.period_min <= self.period_max:
@@ -165,13 +182,9 @@ class DataChapterConfig:
         n = int(round((self.period_max - self.period_min) / self.period_step)) + 1
         return self.period_min + self.period_step * np.arange(n)
 
-    def to_dict(self):
-        """Plain-literal dictionary of the settings (for provenance attrs)."""
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
-class KernelChapterConfig:
+class KernelChapterConfig(_ChapterConfig):
     """Settings of the chapter "Theoretical sensitivity kernels".
 
     Parameters
@@ -206,8 +219,7 @@ class KernelChapterConfig:
         _check_positive_int("n_kernel_models", self.n_kernel_models)
         _check_positive_int("n_disba_models", self.n_disba_models)
         _check_positive_int("seed", self.seed, minimum=0)
-        if self.n_jobs != -1:
-            _check_positive_int("n_jobs", self.n_jobs)
+        _check_jobs(self.n_jobs)
         if self.n_disba_models > self.n_kernel_models:
             raise ValueError(
                 f"n_disba_models ({self.n_disba_models}) must not exceed n_kernel_models "
@@ -224,18 +236,9 @@ class KernelChapterConfig:
         """The paper's depth grid."""
         return Grid()
 
-    @property
-    def periods(self):
-        """The paper's 59 periods (s)."""
-        return paper_periods()
-
-    def to_dict(self):
-        """Plain-literal dictionary of the settings (for provenance attrs)."""
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
-class SurrogateChapterConfig:
+class SurrogateChapterConfig(_ChapterConfig):
     """Settings of the chapter "Surrogate training".
 
     Parameters
@@ -281,8 +284,7 @@ class SurrogateChapterConfig:
         for name in ("n_data", "epochs", "batch_size", "patience", "chunk_size"):
             _check_positive_int(name, getattr(self, name))
         _check_positive_int("seed", self.seed, minimum=0)
-        if self.n_jobs != -1:
-            _check_positive_int("n_jobs", self.n_jobs)
+        _check_jobs(self.n_jobs)
         if self.n_data < 20:
             raise ValueError(f"n_data must be at least 20 (10 % go to each of validation "
                              f"and test), got {self.n_data}.")
@@ -292,18 +294,9 @@ class SurrogateChapterConfig:
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}.")
 
-    @property
-    def periods(self):
-        """The paper's 59 periods (s)."""
-        return paper_periods()
-
-    def to_dict(self):
-        """Plain-literal dictionary of the settings (for provenance attrs)."""
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
-class EmergenceChapterConfig:
+class EmergenceChapterConfig(_ChapterConfig):
     """Settings of the chapter "Kernel emergence across periods".
 
     Parameters
@@ -330,18 +323,8 @@ class EmergenceChapterConfig:
         _check_positive_int("n_eval_models", self.n_eval_models)
         _check_positive_int("n_data", self.n_data)
         _check_positive_int("seed", self.seed, minimum=0)
-        if self.n_jobs != -1:
-            _check_positive_int("n_jobs", self.n_jobs)
+        _check_jobs(self.n_jobs)
         if self.n_eval_models > self.n_data // 10:
             raise ValueError(
                 f"n_eval_models ({self.n_eval_models}) exceeds the test split of the "
                 f"{self.n_data}-model data set (about {self.n_data // 10} models).")
-
-    @property
-    def periods(self):
-        """The paper's 59 periods (s)."""
-        return paper_periods()
-
-    def to_dict(self):
-        """Plain-literal dictionary of the settings (for provenance attrs)."""
-        return dataclasses.asdict(self)
