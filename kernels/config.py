@@ -311,6 +311,9 @@ class EmergenceChapterConfig(_ChapterConfig):
         Base seed of that data set.
     n_jobs : int
         Processes for the theoretical kernels; -1 uses every core.
+    n_seeds : int
+        Surrogates in the seed ensemble (initialisation seeds ``seed, seed+1, ...``;
+        the first is the surrogate chapter's).
     """
 
     profile: str = "default"
@@ -318,9 +321,11 @@ class EmergenceChapterConfig(_ChapterConfig):
     n_data: int = 20000
     seed: int = 2026
     n_jobs: int = 2
+    n_seeds: int = 3
 
     def __post_init__(self):
         _check_positive_int("n_eval_models", self.n_eval_models)
+        _check_positive_int("n_seeds", self.n_seeds)
         _check_positive_int("n_data", self.n_data)
         _check_positive_int("seed", self.seed, minimum=0)
         _check_jobs(self.n_jobs)

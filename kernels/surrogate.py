@@ -56,7 +56,7 @@ from tqdm.auto import tqdm
 from .config import WAVES
 from .io import atomic_path
 
-__all__ = ["Surrogate", "load", "ARCHITECTURES", "INPUTS"]
+__all__ = ["Surrogate", "load", "train_cached", "ARCHITECTURES", "INPUTS"]
 
 #: Input channels of every surrogate, in order.
 INPUTS = ("velocity_p", "velocity_s", "density")
@@ -546,3 +546,34 @@ def load(path, depth=None, periods=None, device=None):
     surrogate.metadata_ = checkpoint["metadata"]
     surrogate.versions_ = checkpoint["versions"]
     return surrogate
+
+
+def train_cached(path, train, validation, architecture="basis-mlp", architecture_options=None,
+                 progress=False, metadata=None, **settings):
+    """Load the surrogate at ``path``, or train it on ``train``/``validation`` and save it.
+
+    Parameters
+    ----------
+    path : str or Path
+        Checkpoint; put a hash of the data and settings in its name.
+    train, validation : xarray.Dataset
+        Splits, as for :meth:`Surrogate.fit`.
+    architecture, architecture_options, progress
+        As for :class:`Surrogate`.
+    metadata : dict, optional
+        Stored in the checkpoint.
+    **settings
+        Training settings of :class:`Surrogate` (epochs, batch_size, learning_rate,
+        patience, seed, ...).
+
+    Returns
+    -------
+    Surrogate
+        Loaded from the checkpoint (so a fresh and a cached call return the same).
+    """
+    path = Path(path)
+    if not path.exists():
+        model = Surrogate(architecture, architecture_options, progress=progress, **settings)
+        model.fit(train, validation)
+        model.save(path, **(metadata or {}))
+    return load(path, depth=train["depth"].values, periods=train["period"].values)

@@ -91,7 +91,7 @@ def test_profiles_build_valid_configs(profile):
     params = run_notebook.load_profile(profile, "04-kernel-emergence")
     EmergenceChapterConfig(profile=profile, n_eval_models=params["n_eval_models"],
                            n_data=params["n_data"], seed=params["seed"],
-                           n_jobs=params["n_jobs"])
+                           n_jobs=params["n_jobs"], n_seeds=params["n_seeds"])
     text = yaml.safe_load((ROOT / "book" / "params" / f"{profile}.yml").read_text())
     assert text["description"]
 

@@ -153,3 +153,16 @@ def test_log_outputs_are_positive(toy_data):
     assert (predicted > 0).all()
     jac = model.jacobian(validation.isel(sample=slice(0, 1)))
     assert np.isfinite(jac.values).all()
+
+
+def test_train_cached_trains_once(toy_data, tmp_path):
+    """train_cached trains and saves on the first call and loads on the next."""
+    train, validation = toy_data
+    settings = dict(epochs=2, batch_size=32, seed=1, device="cpu")
+    options = {"n_basis": 8, "hidden": 16, "layers": 1}
+    path = tmp_path / "cached.pt"
+    first = surrogate.train_cached(path, train, validation, "basis-mlp", options, **settings)
+    stamp = path.stat().st_mtime_ns
+    second = surrogate.train_cached(path, train, validation, "basis-mlp", options, **settings)
+    assert path.stat().st_mtime_ns == stamp
+    xr.testing.assert_identical(first.predict(validation), second.predict(validation))
