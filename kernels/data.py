@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 import zarr
+from disba import PhaseDispersion
 from tqdm.auto import tqdm
 
 from .config import WAVES, Grid, paper_periods
@@ -139,8 +140,6 @@ def _make_chunk(start, stop, prior, seed, periods, n_nodes, spacing, dc, max_red
     curves = np.full((n, len(WAVES), periods.size), np.nan)
     attempts = np.zeros(n, dtype="int16")
     failed = np.zeros(n, dtype=bool)
-    from disba import PhaseDispersion
-
     thickness = grid.thickness
     for row, index in enumerate(range(start, stop)):
         for attempt in range(max_redraws + 1):

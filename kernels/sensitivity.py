@@ -43,9 +43,10 @@ from ._parallel import block_map
 from ._secular import exact_group_kernels, exact_kernels
 from .forward import DEFAULT_DC, _check_options, _solve_one, check_models, check_periods
 from .io import MODEL_VARIABLES, as_model_arrays
+from .metrics import depth_of_peak
 
 __all__ = ["phase_kernel", "phase_kernels", "group_kernels", "kernel_dataset", "peak_depth",
-           "per_km", "relative", "display_form",
+           "sum_rule_residual", "per_km", "relative", "display_form",
            "PARAMETERS", "METHODS"]
 
 #: Parameters a kernel can be taken with respect to.
@@ -318,7 +319,6 @@ def phase_kernel(models, periods, wave="rayleigh", parameter="velocity_s", mode=
     >>> float(abs(k).max())
     0.0
     """
-    _check_kernel_options((parameter,), method, wave, mode, dc)
     ds = phase_kernels(models, periods, wave=wave, parameters=(parameter,), mode=mode,
                        method=method, dc=dc, n_jobs=n_jobs, progress=progress)
     da = ds[f"dc_d{parameter}"]
@@ -466,10 +466,34 @@ def peak_depth(kernel, thickness):
     """
     # The half-space's kernel integrates over infinite depth: it has no per-km
     # value, so the peak is searched over the finite layers only.
-    density = abs(per_km(kernel, thickness)).isel(depth=slice(0, -1))
-    valid = density.notnull().all("depth")
-    index = density.fillna(-1.0).argmax("depth")
-    depth = density["depth"].isel(depth=index).drop_vars("depth", errors="ignore")
-    out = depth.where(valid)
+    out = depth_of_peak(per_km(kernel, thickness).isel(depth=slice(0, -1)))
     out.attrs = {"units": "km", "long_name": "peak depth of |dc/dp| per km"}
     return out
+
+
+def sum_rule_residual(models, kernels):
+    r"""Relative residual of the scaling sum rule, per model, wave and period.
+
+    .. math:: \left|\frac{\sum_i (h_i \partial_{h_i} c + \alpha_i \partial_{\alpha_i} c
+              + \beta_i \partial_{\beta_i} c)}{c} - 1\right|,
+
+    the half-space's thickness excluded (it has none). Zero for exact kernels.
+
+    Parameters
+    ----------
+    models : xarray.Dataset
+        ``thickness``, ``velocity_p`` and ``velocity_s`` on ``depth``.
+    kernels : xarray.Dataset
+        ``phase_velocity``, ``dc_dthickness``, ``dc_dvelocity_p`` and
+        ``dc_dvelocity_s`` (e.g. from :func:`phase_kernels`).
+
+    Returns
+    -------
+    xarray.DataArray
+        Dimensionless residual (NaN where a root failed).
+    """
+    interior = kernels.depth < models.depth.values[-1]
+    total = ((models.thickness * kernels.dc_dthickness).where(interior, 0.0)
+             + models.velocity_p * kernels.dc_dvelocity_p
+             + models.velocity_s * kernels.dc_dvelocity_s).sum("depth")
+    return abs(total / kernels.phase_velocity - 1)

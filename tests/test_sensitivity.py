@@ -19,6 +19,7 @@ from kernels.sensitivity import (
     phase_kernel,
     phase_kernels,
     relative,
+    sum_rule_residual,
 )
 
 POISSON = np.sqrt(3.0)
@@ -353,3 +354,13 @@ def test_group_kernels_sum_rule_and_block_differences(wave):
     fd = (values[0] - values[1]) / 0.02
     exact = (k.dU_dvelocity_s * b).where(mask, 0.0).sum("depth").values
     assert np.all(np.abs(fd - exact) <= 1e-2 * np.abs(exact).max())
+
+
+def test_sum_rule_residual_helper():
+    """sum_rule_residual vanishes for exact kernels and is of the step size for disba's."""
+    model = _two_layers()
+    periods = [5.0, 20.0]
+    exact = phase_kernels(model, periods)
+    assert float(sum_rule_residual(model, exact).max()) < 1e-8
+    reference = phase_kernels(model, periods, method="disba")
+    assert 1e-3 < float(sum_rule_residual(model, reference).max()) < 0.1
