@@ -36,7 +36,7 @@ test: $(INSTALLED)  ## run the test suite
 	$(VENV)/bin/ruff check kernels tests tools benchmarks
 	$(PY) -m pytest
 
-lint: $(INSTALLED)  ## ruff on the package, tests, tools and notebook twins
+lint: $(INSTALLED)  ## ruff on the package, tests, tools and benchmarks
 	$(VENV)/bin/ruff check kernels tests tools benchmarks
 
 _build/executed/$(PROFILE)/%.ipynb: book/%.md book/params/$(PROFILE).yml $(PACKAGE) $(INSTALLED)
@@ -44,6 +44,7 @@ _build/executed/$(PROFILE)/%.ipynb: book/%.md book/params/$(PROFILE).yml $(PACKA
 
 # Later chapters read the surrogates that chapter 03 saves.
 _build/executed/$(PROFILE)/04-kernel-emergence.ipynb: _build/executed/$(PROFILE)/03-surrogate-training.ipynb
+_build/executed/$(PROFILE)/05-prior-artifacts.ipynb: _build/executed/$(PROFILE)/04-kernel-emergence.ipynb
 
 $(HTML_STAMP): $(EXECUTED) $(PAGES) _config.yml _toc.yml
 	rm -f _build/html/.built-*

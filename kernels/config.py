@@ -26,6 +26,7 @@ __all__ = [
     "KernelChapterConfig",
     "SurrogateChapterConfig",
     "EmergenceChapterConfig",
+    "ArtifactsChapterConfig",
     "paper_periods",
 ]
 
@@ -329,6 +330,51 @@ class EmergenceChapterConfig(_ChapterConfig):
         _check_positive_int("n_data", self.n_data)
         _check_positive_int("seed", self.seed, minimum=0)
         _check_jobs(self.n_jobs)
+        if self.n_eval_models > self.n_data // 10:
+            raise ValueError(
+                f"n_eval_models ({self.n_eval_models}) exceeds the test split of the "
+                f"{self.n_data}-model data set (about {self.n_data // 10} models).")
+
+
+@dataclass(frozen=True)
+class ArtifactsChapterConfig(_ChapterConfig):
+    """Settings of the chapter "Prior-induced artifacts".
+
+    Parameters
+    ----------
+    profile : str
+        Name of the parameter profile (for provenance).
+    n_eval_models : int
+        Held-out test models per prior on which kernels are compared.
+    n_data : int
+        Models per prior data set (as in the surrogate chapter).
+    seed : int
+        Base seed of the data sets.
+    n_jobs : int
+        Processes for data generation and kernels; -1 uses every core.
+    remedy : str
+        Registered prior whose surrogate is the mitigation (a decorrelated
+        version of the strong prior).
+    n_components : tuple of int
+        Sizes of the prior subspaces on which the artifact is predicted.
+    """
+
+    profile: str = "default"
+    n_eval_models: int = 200
+    n_data: int = 20000
+    seed: int = 2026
+    n_jobs: int = 2
+    remedy: str = "strong-decorrelated"
+    n_components: tuple = (5, 10, 20, 40, 80, 160, 320)
+
+    def __post_init__(self):
+        object.__setattr__(self, "n_components", tuple(int(k) for k in self.n_components))
+        _check_positive_int("n_eval_models", self.n_eval_models)
+        _check_positive_int("n_data", self.n_data)
+        _check_positive_int("seed", self.seed, minimum=0)
+        _check_jobs(self.n_jobs)
+        if not self.n_components or min(self.n_components) < 1:
+            raise ValueError(f"n_components must be positive integers, got {self.n_components}.")
         if self.n_eval_models > self.n_data // 10:
             raise ValueError(
                 f"n_eval_models ({self.n_eval_models}) exceeds the test split of the "

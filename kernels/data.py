@@ -29,10 +29,10 @@ from tqdm.auto import tqdm
 from .config import WAVES, Grid, paper_periods
 from .forward import DEFAULT_DC, _solve_one, dispersion_curves
 from .io import cached_dataset, config_hash, provenance
-from .priors import draw, sample
+from .priors import draw, extra_variables, sample
 
 __all__ = ["simulate", "simulate_cached", "generate", "open_store", "load_split", "SPLITS",
-           "split_of", "store_path"]
+           "split_of", "store_path", "prior_extras"]
 
 #: Split codes stored in the ``split`` variable.
 SPLITS = {"train": 0, "validation": 1, "test": 2}
@@ -395,6 +395,39 @@ def load_split(store, split):
                        np.broadcast_to(thickness, (ds.sizes["sample"], thickness.size)).copy(),
                        {"units": "km", "long_name": "layer thickness"})
     return ds
+
+
+def prior_extras(store, samples):
+    """The prior's per-model extras (e.g. Moho depth) of stored models, redrawn.
+
+    Stores keep only the profiles; each model is regenerated from its
+    ``(seed, index, attempt)`` to recover the scalars the prior drew with it.
+
+    Parameters
+    ----------
+    store : xarray.Dataset
+        From :func:`open_store`.
+    samples : array_like of int
+        Sample indices.
+
+    Returns
+    -------
+    xarray.Dataset
+        One variable per extra, on ``sample``; empty for priors without extras.
+    """
+    prior, seed = store.attrs["prior"], int(store.attrs["seed"])
+    config = json.loads(store.attrs["config"])
+    grid = Grid(config["n_nodes"], config["spacing"])
+    samples = np.asarray(samples, dtype=int)
+    attempts = store["attempts"].values[samples]
+    extras = extra_variables(prior)
+    rows = [draw(prior, seed, i, attempt=int(a), grid=grid) for i, a in zip(samples, attempts,
+                                                                             strict=True)]
+    return xr.Dataset(
+        {name: ("sample", np.array([row[name] for row in rows]),
+                {"units": units, "long_name": long_name})
+         for name, (units, long_name) in extras.items()},
+        coords={"sample": samples})
 
 
 def store_path(cache_dir, prior, n, seed):

@@ -19,9 +19,15 @@ values). Two pairings:
 
 from __future__ import annotations
 
-from .sensitivity import display_form
+import numpy as np
 
-__all__ = ["FORMS", "paired_display_forms"]
+from .metrics import kernel_agreement
+from .priors import brocher_density, brocher_slope
+from .sensitivity import display_form
+from .subspace import INPUTS, log_gradient
+
+__all__ = ["FORMS", "paired_display_forms", "surrogate_log_gradient", "theory_log_gradient",
+           "along_density_coupling", "channel_agreement"]
 
 #: Pairings of learned and theoretical kernels.
 FORMS = ("matched", "authors")
@@ -61,3 +67,69 @@ def paired_display_forms(learned, theory, velocity_s, form="matched", max_depth=
     theory_weighted = theory * velocity_s if form == "matched" else theory
     return (display_form(learned_weighted, max_depth, window),
             display_form(theory_weighted, max_depth, window))
+
+
+def surrogate_log_gradient(surrogate, models):
+    """A surrogate's gradient in log coordinates, ``p dc/dp`` for Vp, Vs and density.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``(sample, wave, period, channel, depth)`` (see
+        :func:`kernels.subspace.log_gradient`).
+    """
+    return log_gradient({name: surrogate.jacobian(models, parameter=name) for name in INPUTS},
+                        models)
+
+
+def theory_log_gradient(kernels, models):
+    """The exact kernels of :func:`kernels.sensitivity.kernel_dataset` as ``p dc/dp``."""
+    return log_gradient({name: kernels[f"dc_d{name}"] for name in INPUTS}, models)
+
+
+def along_density_coupling(gradient, models):
+    r"""The Vp kernel along Brocher's density coupling, :math:`g_{V_P} + \beta g_\rho`.
+
+    In a prior whose density is Brocher's function of Vp, only this combination,
+    with :math:`\beta = d \ln \rho / d \ln V_P`, is seen in the data: a change of
+    Vp always comes with the matching change of density. The separate Vp and
+    density gradients are not identifiable from such data; the combination is.
+
+    Parameters
+    ----------
+    gradient : xarray.DataArray
+        Log-coordinate gradient with a ``channel`` dim.
+    models : xarray.Dataset
+        The models (their Vp sets :math:`\beta`).
+    """
+    vp = models["velocity_p"]
+    beta = vp * brocher_slope(vp) / brocher_density(vp)
+    beta = beta.copy(data=np.asarray(beta))
+    return (gradient.sel(channel="velocity_p", drop=True)
+            + beta * gradient.sel(channel="density", drop=True))
+
+
+def channel_agreement(learned, theory, channel="velocity_s", max_depth=110.0, window=9):
+    """Agreement metrics of two log-coordinate gradients in display form.
+
+    Parameters
+    ----------
+    learned, theory : xarray.DataArray
+        Gradients ``p dc/dp`` with a ``channel`` dim, or single kernels without one.
+    channel : str or None
+        The channel compared (None when the inputs have no ``channel`` dim).
+        The ``velocity_s`` channel is the matched pairing of
+        :func:`paired_display_forms`.
+    max_depth, window
+        Display cut (km) and moving-average length (nodes).
+
+    Returns
+    -------
+    xarray.Dataset
+        As :func:`kernels.metrics.kernel_agreement`.
+    """
+    if channel is not None:
+        learned = learned.sel(channel=channel, drop=True)
+        theory = theory.sel(channel=channel, drop=True)
+    return kernel_agreement(display_form(learned, max_depth, window),
+                            display_form(theory, max_depth, window))

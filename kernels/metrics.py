@@ -13,7 +13,7 @@ from .config import PERIOD_BINS
 
 __all__ = ["cosine_similarity", "relative_l2", "pearson", "depth_of_peak", "kernel_agreement",
            "period_bin_labels", "assign_period_bins", "dispersion_errors",
-           "errors_by_period_bin", "summarise_by_period_bin"]
+           "errors_by_period_bin", "summarise_by_period_bin", "align_on_depth"]
 
 
 def cosine_similarity(a, b, dim="depth"):
@@ -243,3 +243,56 @@ def summarise_by_period_bin(values, bins=PERIOD_BINS, n_boot=1000, seed=0):
                            p16=np.quantile(pooled, 0.16), p84=np.quantile(pooled, 0.84))
             rows.append(row)
     return pd.DataFrame(rows).set_index(["wave", "period_bin"])
+
+
+def align_on_depth(da, reference, relative_depth):
+    """Resample each sample's profile on depth relative to its own reference depth.
+
+    Used to average kernels of models aligned on a feature (a Moho, an LVZ)
+    that sits at a different depth in each model.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        With ``sample`` and ``depth`` dims (any others).
+    reference : xarray.DataArray
+        Reference depth (km) per sample; NaN drops the sample.
+    relative_depth : array_like
+        Depths relative to the reference (km, positive below it).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``depth`` replaced by ``relative_depth``; NaN outside each profile.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> da = xr.DataArray([[0.0, 1.0, 2.0, 3.0]], dims=("sample", "depth"),
+    ...                   coords={"depth": [0.0, 1.0, 2.0, 3.0]})
+    >>> ref = xr.DataArray([2.0], dims="sample")
+    >>> align_on_depth(da, ref, [-1.0, 0.0, 1.0, 2.0]).values.tolist()
+    [[1.0, 2.0, 3.0, nan]]
+    """
+    relative_depth = np.asarray(relative_depth, dtype=float)
+    depth = da["depth"].values
+    moved = da.transpose("sample", ..., "depth")
+    values = moved.values
+    refs = np.asarray(reference.values, dtype=float)
+    if refs.shape != (da.sizes["sample"],):
+        raise ValueError(f"reference must hold one depth per sample ({da.sizes['sample']}), "
+                         f"got shape {refs.shape}.")
+    out = np.full(values.shape[:-1] + (relative_depth.size,), np.nan)
+    for i, ref in enumerate(refs):
+        if not np.isfinite(ref):
+            continue
+        target = ref + relative_depth
+        flat = values[i].reshape(-1, depth.size)
+        inside = (target >= depth[0]) & (target <= depth[-1])
+        rows = [np.interp(target[inside], depth, row) for row in flat]
+        out[i][..., inside] = np.reshape(rows, values[i].shape[:-1] + (int(inside.sum()),))
+    coords = {name: c for name, c in moved.coords.items() if "depth" not in c.dims}
+    return xr.DataArray(out, dims=moved.dims[:-1] + ("relative_depth",),
+                        coords={**coords, "relative_depth": ("relative_depth", relative_depth,
+                                                             {"units": "km"})},
+                        name=da.name, attrs=da.attrs)

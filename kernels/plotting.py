@@ -25,10 +25,12 @@ __all__ = [
 ]
 
 #: One colour per prior and per wave, used consistently across the book.
-PRIOR_COLORS = {"weak": "#1b9e77", "strong": "#d95f02", "strong-corrected": "#7570b3"}
+PRIOR_COLORS = {"weak": "#1b9e77", "strong": "#d95f02", "strong-corrected": "#7570b3",
+                "strong-decorrelated": "#e7298a"}
 #: Line styles per prior: the corrected strong prior is dashed so that it stays
 #: visible where it coincides with the faithful one.
-PRIOR_LINESTYLES = {"weak": "-", "strong": "-", "strong-corrected": "--"}
+PRIOR_LINESTYLES = {"weak": "-", "strong": "-", "strong-corrected": "--",
+                    "strong-decorrelated": "-."}
 WAVE_COLORS = {"rayleigh": "#2166ac", "love": "#b2182b"}
 
 _LABELS = {

@@ -56,10 +56,16 @@ from tqdm.auto import tqdm
 from .config import WAVES
 from .io import atomic_path
 
-__all__ = ["Surrogate", "load", "train_cached", "ARCHITECTURES", "INPUTS"]
+__all__ = ["Surrogate", "load", "train_cached", "train_for_store", "ARCHITECTURES", "INPUTS"]
 
 #: Input channels of every surrogate, in order.
 INPUTS = ("velocity_p", "velocity_s", "density")
+
+#: Checkpoint format. Bump it whenever a network's definition or its input
+#: features change: older checkpoints are then refused by :func:`load` (they
+#: would load without error into the new network and predict nonsense), and
+#: the cache keys of :func:`train_for_store` change so that they are retrained.
+CHECKPOINT_FORMAT = "kernels-surrogate/2"
 
 
 # --------------------------------------------------------------------------
@@ -475,7 +481,7 @@ class Surrogate:
     def save(self, path, **metadata_):
         """Write a self-describing checkpoint atomically; return the path."""
         checkpoint = {
-            "format": "kernels-surrogate/1",
+            "format": CHECKPOINT_FORMAT,
             "architecture": self.architecture,
             "architecture_options": self.architecture_options,
             "training": {"epochs": self.epochs, "batch_size": self.batch_size,
@@ -513,11 +519,15 @@ def load(path, depth=None, periods=None, device=None):
     -------
     Surrogate
         In evaluation mode, with ``network_``, ``history_``, ``depth_``,
-        ``periods_`` and ``waves_`` set.
+        ``periods_``, ``waves_`` and ``checkpoint_`` (the path) set.
     """
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    if checkpoint.get("format") != "kernels-surrogate/1":
+    found = checkpoint.get("format") if isinstance(checkpoint, dict) else None
+    if not (isinstance(found, str) and found.startswith("kernels-surrogate/")):
         raise ValueError(f"{path} is not a kernels surrogate checkpoint.")
+    if found != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} has checkpoint format {found!r}, written by another version "
+                         f"of the networks; this version reads {CHECKPOINT_FORMAT!r}. Retrain it.")
     stored_depth = np.asarray(checkpoint["depth"])
     stored_periods = np.asarray(checkpoint["periods"])
     if depth is not None and (np.shape(depth) != stored_depth.shape
@@ -545,6 +555,7 @@ def load(path, depth=None, periods=None, device=None):
     surrogate.training_time_s_ = training["training_time_s"]
     surrogate.metadata_ = checkpoint["metadata"]
     surrogate.versions_ = checkpoint["versions"]
+    surrogate.checkpoint_ = Path(path)
     return surrogate
 
 
@@ -577,3 +588,45 @@ def train_cached(path, train, validation, architecture="basis-mlp", architecture
         model.fit(train, validation)
         model.save(path, **(metadata or {}))
     return load(path, depth=train["depth"].values, periods=train["period"].values)
+
+
+def train_for_store(store, training, cache_dir, init_seed=None, metadata=None):
+    """The book's surrogate for a data store, trained once and cached.
+
+    Parameters
+    ----------
+    store : xarray.Dataset
+        From :func:`kernels.data.generate`; its train and validation splits are used.
+    training : kernels.config.SurrogateChapterConfig
+        Architecture and training settings.
+    cache_dir : str or Path
+        Cache root; checkpoints go to ``<cache_dir>/surrogates``, named by the
+        prior and a hash of the data, the settings and the package version.
+    init_seed : int, optional
+        Initialisation seed if not ``training.seed`` (for seed ensembles).
+    metadata : dict, optional
+        Extra entries stored in the checkpoint.
+
+    Returns
+    -------
+    Surrogate
+    """
+    from . import __version__
+    from .data import load_split
+    from .io import config_hash
+
+    prior = store.attrs["prior"]
+    key = {"data": store.attrs["config"], "training": training.to_dict(),
+           "version": __version__, "format": CHECKPOINT_FORMAT}
+    name = prior
+    if init_seed is not None:
+        key["init_seed"] = int(init_seed)
+        name = f"{prior}-seed{init_seed}"
+    path = Path(cache_dir) / "surrogates" / f"{name}-{config_hash(key)}.pt"
+    return train_cached(
+        path, load_split(store, "train"), load_split(store, "validation"),
+        training.architecture, training.architecture_options, epochs=training.epochs,
+        batch_size=training.batch_size, learning_rate=training.learning_rate,
+        patience=training.patience, seed=training.seed if init_seed is None else init_seed,
+        metadata={"prior": prior, "data_config": store.attrs["config"],
+                  "profile": training.profile, **(metadata or {})})

@@ -9,6 +9,7 @@ import yaml
 
 from kernels.config import (
     PAPER_PERIODS,
+    ArtifactsChapterConfig,
     DataChapterConfig,
     EmergenceChapterConfig,
     Grid,
@@ -88,6 +89,9 @@ def test_profiles_build_valid_configs(profile):
                                               **{name: params[name] for name in names})
     assert surrogate_config.architecture == ("transformer" if profile == "paper"
                                              else "basis-mlp")
+    params = run_notebook.load_profile(profile, "05-prior-artifacts")
+    ArtifactsChapterConfig(profile=profile, n_eval_models=params["n_eval_models"],
+                           n_data=params["n_data"], seed=params["seed"], n_jobs=params["n_jobs"])
     params = run_notebook.load_profile(profile, "04-kernel-emergence")
     EmergenceChapterConfig(profile=profile, n_eval_models=params["n_eval_models"],
                            n_data=params["n_data"], seed=params["seed"],
@@ -137,3 +141,16 @@ def test_emergence_config_needs_enough_test_models():
     """The evaluation set must fit in the test split of the surrogate's data set."""
     with pytest.raises(ValueError, match=r"n_eval_models \(300\) exceeds the test split"):
         EmergenceChapterConfig(n_eval_models=300, n_data=2000)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_eval_models": 300, "n_data": 2000}, r"n_eval_models \(300\) exceeds the test split"),
+        ({"n_components": (0, 5)}, r"n_components must be positive integers"),
+        ({"n_jobs": 0}, r"n_jobs must be an integer >= 1, got 0"),
+    ],
+)
+def test_bad_artifacts_config_is_rejected(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ArtifactsChapterConfig(**kwargs)

@@ -139,3 +139,14 @@ def test_simulate_cached_keeps_failures_visible(tmp_path):
     again = data.simulate_cached(tmp_path, "strong", 12, 2026, PERIODS, grid=GRID)
     xr.testing.assert_identical(ds, again)
     assert ds.failed.dims == ("sample", "wave")
+
+
+def test_prior_extras_are_redrawn_from_seed_index_and_attempt(serial):
+    """Moho depths recovered from a store equal the prior's own, redraws included."""
+    samples = np.flatnonzero(serial.attempts.values > 0)[:2].tolist() + [0, 1]
+    extras = data.prior_extras(serial, samples)
+    for i in samples:
+        expected = priors.sample("strong", 1, 2026, grid=GRID, start=i,
+                                 attempt=int(serial.attempts.values[i]))
+        assert extras.moho_depth.sel(sample=i) == pytest.approx(float(expected.moho_depth[0]))
+    assert extras.moho_depth.attrs["units"] == "km"

@@ -151,7 +151,8 @@ def test_zero_padding_quirk_only_touches_the_surface(draws):
     ("kwargs", "match"),
     [
         ({"prior": "medium", "n": 2, "seed": 0},
-         r"Unknown prior 'medium'; valid choices are \['strong', 'strong-corrected', 'weak'\]"),
+         r"Unknown prior 'medium'; valid choices are \['strong', 'strong-corrected', "
+         r"'strong-decorrelated', 'weak'\]"),
         ({"prior": "weak", "n": 0, "seed": 0}, r"n must be an integer >= 1, got 0"),
         ({"prior": "weak", "n": 2.5, "seed": 0}, r"n must be an integer >= 1, got 2.5"),
         ({"prior": "weak", "n": 2, "seed": -1}, r"seed must be an integer >= 0, got -1"),
@@ -183,3 +184,31 @@ def test_registry_adds_and_protects_names():
             priors.register_prior("linear-test", draw)
     finally:
         priors._REGISTRY.pop("linear-test")
+
+
+def test_decorrelated_prior_perturbs_each_parameter_independently():
+    """strong-decorrelated = the faithful strong draw times independent smooth factors.
+
+    The same (seed, index) gives the same underlying strong model, so the log-ratio
+    is the perturbation itself: sd DECORRELATION_SD per channel (each draw is
+    rescaled to unit sd before the factor), and across 200 models the three
+    channels' perturbations are uncorrelated (|r| < 0.1; the sampling sd of r is
+    about 1/sqrt(200 * 256 / correlated-length) ~ 0.02).
+    """
+    n = 200
+    strong = priors.sample("strong", n, seed=11)
+    decorrelated = priors.sample("strong-decorrelated", n, seed=11)
+    assert_allclose(decorrelated.moho_depth, strong.moho_depth)
+    logs = {name: np.log(decorrelated[name].values / strong[name].values)
+            for name in ("velocity_p", "velocity_s", "density")}
+    for values in logs.values():
+        assert_allclose(values.std(axis=1), priors.DECORRELATION_SD, rtol=1e-6)
+    flat = np.array([v.ravel() for v in logs.values()])
+    r = np.corrcoef(flat)
+    assert np.abs(r[np.triu_indices(3, 1)]).max() < 0.1
+    # Density no longer follows Brocher's law exactly.
+    brocher = priors.brocher_density(decorrelated.velocity_p)
+    assert np.abs(decorrelated.density - brocher).max() > 0.05
+    assert priors.extra_variables("strong-decorrelated") == priors.extra_variables("strong")
+    with pytest.raises(ValueError, match="Unknown prior 'medium'"):
+        priors.extra_variables("medium")

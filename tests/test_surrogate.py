@@ -166,3 +166,34 @@ def test_train_cached_trains_once(toy_data, tmp_path):
     second = surrogate.train_cached(path, train, validation, "basis-mlp", options, **settings)
     assert path.stat().st_mtime_ns == stamp
     xr.testing.assert_identical(first.predict(validation), second.predict(validation))
+
+
+def test_checkpoints_of_another_format_are_refused(trained, tmp_path):
+    """A checkpoint from another network version is refused, not silently misread."""
+    path = trained.save(tmp_path / "old.pt")
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["format"] = "kernels-surrogate/1"
+    torch.save(checkpoint, path)
+    with pytest.raises(ValueError, match=r"checkpoint format 'kernels-surrogate/1'.*Retrain"):
+        surrogate.load(path)
+    torch.save({"weights": 1}, path)
+    with pytest.raises(ValueError, match="not a kernels surrogate checkpoint"):
+        surrogate.load(path)
+
+
+def test_train_for_store_caches_by_data_and_settings(tmp_path):
+    """The book's helper trains once per (data, settings, seed) and records its checkpoint."""
+    from kernels.config import SurrogateChapterConfig
+    from kernels.data import generate
+
+    store = generate(tmp_path / "d.zarr", "weak", 40, 3, periods=PERIODS, grid=GRID,
+                     chunk_size=20, progress=False)
+    training = SurrogateChapterConfig(n_data=40, architecture_options={
+        "n_basis": 8, "hidden": 16, "layers": 1}, epochs=2, batch_size=16)
+    first = surrogate.train_for_store(store, training, tmp_path)
+    again = surrogate.train_for_store(store, training, tmp_path)
+    other = surrogate.train_for_store(store, training, tmp_path, init_seed=7)
+    assert first.checkpoint_ == again.checkpoint_ and first.checkpoint_.exists()
+    assert first.checkpoint_.parent == tmp_path / "surrogates"
+    assert other.checkpoint_ != first.checkpoint_ and "seed7" in other.checkpoint_.name
+    assert first.metadata_["prior"] == "weak"
