@@ -42,9 +42,10 @@ lint: $(INSTALLED)  ## ruff on the package, tests, tools and benchmarks
 _build/executed/$(PROFILE)/%.ipynb: book/%.md book/params/$(PROFILE).yml $(PACKAGE) $(INSTALLED)
 	$(PY) tools/run_notebook.py $< --profile $(PROFILE) --output $@
 
-# Later chapters read the surrogates that chapter 03 saves.
+# Later chapters read the surrogates that chapter 03 saves (or its cached data and models).
 _build/executed/$(PROFILE)/04-kernel-emergence.ipynb: _build/executed/$(PROFILE)/03-surrogate-training.ipynb
-_build/executed/$(PROFILE)/05-prior-artifacts.ipynb: _build/executed/$(PROFILE)/04-kernel-emergence.ipynb
+_build/executed/$(PROFILE)/05-prior-artifacts.ipynb: _build/executed/$(PROFILE)/03-surrogate-training.ipynb
+_build/executed/$(PROFILE)/06-inversion.ipynb: _build/executed/$(PROFILE)/03-surrogate-training.ipynb
 
 $(HTML_STAMP): $(EXECUTED) $(PAGES) _config.yml _toc.yml
 	rm -f _build/html/.built-*
@@ -55,10 +56,11 @@ $(HTML_STAMP): $(EXECUTED) $(PAGES) _config.yml _toc.yml
 book: $(HTML_STAMP)  ## execute the notebooks on PROFILE and build the HTML book in _build/html
 	@echo "Book ($(PROFILE) profile): $(CURDIR)/_build/html/index.html"
 
-bench: $(INSTALLED)  ## print forward-model and kernel-engine speed against disba
+bench: $(INSTALLED)  ## print forward, kernel, surrogate and inversion speed and memory
 	$(PY) benchmarks/bench_forward.py
 	$(PY) benchmarks/bench_kernels.py
 	$(PY) benchmarks/bench_surrogate.py
+	$(PY) benchmarks/bench_inversion.py
 
 env: $(INSTALLED)  ## regenerate environment.yml from pyproject.toml
 	$(PY) tools/sync_env.py --write

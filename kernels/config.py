@@ -27,6 +27,7 @@ __all__ = [
     "SurrogateChapterConfig",
     "EmergenceChapterConfig",
     "ArtifactsChapterConfig",
+    "InversionChapterConfig",
     "paper_periods",
 ]
 
@@ -378,4 +379,64 @@ class ArtifactsChapterConfig(_ChapterConfig):
         if self.n_eval_models > self.n_data // 10:
             raise ValueError(
                 f"n_eval_models ({self.n_eval_models}) exceeds the test split of the "
+                f"{self.n_data}-model data set (about {self.n_data // 10} models).")
+
+
+@dataclass(frozen=True)
+class InversionChapterConfig(_ChapterConfig):
+    """Settings of the chapter "Inversion and uncertainty".
+
+    Parameters
+    ----------
+    profile : str
+        Name of the parameter profile (for provenance).
+    n_data, seed : int
+        Size and seed of the strong-prior data set (locates its test split, from
+        which the targets come).
+    n_targets : int
+        Targets of the Figure 2 experiment (the paper's four).
+    noise_sigma : float
+        Standard deviation of the data noise, km/s, every wave and period.
+    damping, smoothing : float
+        Regularisation weights (see :func:`kernels.inversion.invert`).
+    max_iter : int
+        Levenberg-Marquardt iterations at most.
+    adam_steps : int
+        Adam steps (the paper's optimiser: 1000).
+    n_calibration, n_calibration_physics : int
+        Noisy targets for the coverage test with the surrogate and with the physics.
+    n_jobs : int
+        Processes (data generation).
+    """
+
+    profile: str = "default"
+    n_data: int = 20000
+    seed: int = 2026
+    n_targets: int = 4
+    noise_sigma: float = 0.01
+    damping: float = 1.0
+    smoothing: float = 10.0
+    max_iter: int = 40
+    adam_steps: int = 1000
+    n_calibration: int = 30
+    n_calibration_physics: int = 6
+    n_jobs: int = 2
+
+    def __post_init__(self):
+        for name in ("n_data", "n_targets", "max_iter", "adam_steps", "n_calibration"):
+            _check_positive_int(name, getattr(self, name))
+        _check_positive_int("n_calibration_physics", self.n_calibration_physics, minimum=0)
+        _check_positive_int("seed", self.seed, minimum=0)
+        _check_jobs(self.n_jobs)
+        if not (math.isfinite(self.noise_sigma) and self.noise_sigma > 0):
+            raise ValueError(f"noise_sigma must be a positive number of km/s, got "
+                             f"{self.noise_sigma!r}.")
+        for name in ("damping", "smoothing"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
+        needed = self.n_targets + max(self.n_calibration, self.n_calibration_physics)
+        if needed > self.n_data // 10:
+            raise ValueError(
+                f"n_targets + n_calibration ({needed}) exceeds the test split of the "
                 f"{self.n_data}-model data set (about {self.n_data // 10} models).")

@@ -27,7 +27,7 @@ from .sensitivity import display_form
 from .subspace import INPUTS, log_gradient
 
 __all__ = ["FORMS", "paired_display_forms", "surrogate_log_gradient", "theory_log_gradient",
-           "along_density_coupling", "channel_agreement"]
+           "along_density_coupling", "channel_agreement", "project_onto_basis"]
 
 #: Pairings of learned and theoretical kernels.
 FORMS = ("matched", "authors")
@@ -133,3 +133,33 @@ def channel_agreement(learned, theory, channel="velocity_s", max_depth=110.0, wi
         theory = theory.sel(channel=channel, drop=True)
     return kernel_agreement(display_form(learned, max_depth, window),
                             display_form(theory, max_depth, window))
+
+
+def project_onto_basis(kernel, basis):
+    r"""Least-squares projection of kernels onto the span of a depth basis.
+
+    A basis-MLP with log inputs can only produce relative kernels
+    :math:`V_S\, \partial c/\partial V_S` in the span of its depth basis
+    (:func:`kernels.surrogate.depth_basis`); projecting the exact relative
+    kernels onto that span gives the best any such network could do.
+
+    Parameters
+    ----------
+    kernel : xarray.DataArray
+        Kernels with a ``depth`` dim matching the basis rows.
+    basis : numpy.ndarray, shape (n_depth, n_basis)
+
+    Returns
+    -------
+    xarray.DataArray
+        Same shape; NaN where the input has NaN.
+    """
+    basis = np.asarray(basis, dtype=float)
+    if basis.shape[0] != kernel.sizes["depth"]:
+        raise ValueError(f"basis has {basis.shape[0]} rows; the kernel has "
+                         f"{kernel.sizes['depth']} depth nodes.")
+    projector = basis @ np.linalg.pinv(basis)
+    moved = kernel.transpose(..., "depth")
+    values = np.einsum("ij,...j->...i", projector, np.nan_to_num(moved.values))
+    values[np.isnan(moved.values).any(axis=-1)] = np.nan
+    return moved.copy(data=values).transpose(*kernel.dims)

@@ -446,7 +446,7 @@ def kernel_dataset(models, periods, waves=("rayleigh", "love"), method="exact", 
                    combine_attrs="drop_conflicts")
     ds = ds.assign_coords(failed=failed.assign_coords(wave=list(waves)))
     ds.attrs.pop("wave", None)
-    return ds.transpose("sample", "wave", ...)
+    return ds.transpose(*(dim for dim in ("sample", "wave") if dim in ds.dims), ...)
 
 
 def peak_depth(kernel, thickness):

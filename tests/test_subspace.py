@@ -154,3 +154,23 @@ def test_channel_agreement_of_a_kernel_with_itself():
     metrics = channel_agreement(k, 2.0 * k, "velocity_s")
     assert metrics.cosine.item() == pytest.approx(1.0)
     assert metrics.centroid_depth_error.item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_projection_onto_a_depth_basis():
+    """Kernels in the span of the basis are kept, orthogonal ones removed, NaN kept."""
+    from kernels.gradients import project_onto_basis
+    from kernels.surrogate import depth_basis
+
+    depth = np.arange(0.0, 30.0, 0.5)
+    basis = depth_basis(depth, 8)
+    inside = basis @ np.arange(1.0, 9.0)
+    outside = np.random.default_rng(0).normal(size=depth.size)
+    outside -= basis @ np.linalg.lstsq(basis, outside, rcond=None)[0]
+    k = xr.DataArray(np.stack([inside, outside, np.full(depth.size, np.nan)]),
+                     dims=("case", "depth"), coords={"depth": depth})
+    p = project_onto_basis(k, basis)
+    assert_allclose(p[0], inside, rtol=1e-8)
+    assert_allclose(p[1], 0.0, atol=1e-8)
+    assert np.isnan(p[2]).all()
+    with pytest.raises(ValueError, match="basis has 60 rows; the kernel has 10 depth nodes"):
+        project_onto_basis(k.isel(depth=slice(0, 10)), basis)
