@@ -17,7 +17,7 @@ PACKAGE := $(shell find kernels -name '*.py' 2>/dev/null)
 PAGES := $(filter-out $(wildcard book/[0-9][0-9]-*.md),$(wildcard book/*.md)) book/references.bib
 HTML_STAMP := _build/html/.built-$(PROFILE)
 
-.PHONY: help install book test lint bench env clean distclean
+.PHONY: help install book test site-test sweep lint bench env clean distclean
 .DEFAULT_GOAL := help
 
 help:  ## list the targets
@@ -33,11 +33,14 @@ $(INSTALLED): pyproject.toml
 install: $(INSTALLED)  ## create .venv and install the pinned dependencies and the package
 
 test: $(INSTALLED)  ## run the test suite
-	$(VENV)/bin/ruff check kernels tests tools benchmarks
+	$(VENV)/bin/ruff check kernels tests tools benchmarks book/_ext
 	$(PY) -m pytest
 
+site-test: $(HTML_STAMP)  ## build the site, then check links, offline use and every page in Chromium
+	KERNELS_REQUIRE_SITE=1 $(PY) -m pytest tests/test_site.py -m site
+
 lint: $(INSTALLED)  ## ruff on the package, tests, tools and benchmarks
-	$(VENV)/bin/ruff check kernels tests tools benchmarks
+	$(VENV)/bin/ruff check kernels tests tools benchmarks book/_ext
 
 _build/executed/$(PROFILE)/%.ipynb: book/%.md book/params/$(PROFILE).yml $(PACKAGE) $(INSTALLED)
 	$(PY) tools/run_notebook.py $< --profile $(PROFILE) --output $@
@@ -45,9 +48,20 @@ _build/executed/$(PROFILE)/%.ipynb: book/%.md book/params/$(PROFILE).yml $(PACKA
 # Later chapters read the surrogates that chapter 03 saves (or its cached data and models).
 _build/executed/$(PROFILE)/04-kernel-emergence.ipynb: _build/executed/$(PROFILE)/03-surrogate-training.ipynb
 _build/executed/$(PROFILE)/05-prior-artifacts.ipynb: _build/executed/$(PROFILE)/03-surrogate-training.ipynb
-_build/executed/$(PROFILE)/06-inversion.ipynb: _build/executed/$(PROFILE)/03-surrogate-training.ipynb
+_build/executed/$(PROFILE)/07-inversion.ipynb: _build/executed/$(PROFILE)/03-surrogate-training.ipynb
 
-$(HTML_STAMP): $(EXECUTED) $(PAGES) _config.yml _toc.yml
+# Parameter sweeps (tools/sweep.py): one summary table per sweep and profile.
+SWEEPS := training-size width
+SWEEP_TABLES := $(patsubst %,_build/sweeps/$(PROFILE)/%/summary.csv,$(SWEEPS))
+
+_build/sweeps/$(PROFILE)/%/summary.csv: book/sweeps/emergence-point.md book/sweeps/sweeps.yml book/params/$(PROFILE).yml tools/sweep.py $(PACKAGE) $(INSTALLED)
+	$(PY) tools/sweep.py $* --profile $(PROFILE)
+
+sweep: $(SWEEP_TABLES)  ## run the parameter sweeps of PROFILE (papermill, resumable)
+
+_build/executed/$(PROFILE)/06-sweeps.ipynb: $(SWEEP_TABLES)
+
+$(HTML_STAMP): $(EXECUTED) $(PAGES) _config.yml _toc.yml book/_ext/offline.py
 	rm -f _build/html/.built-*
 	for nb in $(NOTEBOOKS); do cp _build/executed/$(PROFILE)/$$nb.ipynb book/$$nb.ipynb; done
 	$(VENV)/bin/jupyter-book build . --path-output . --warningiserror --keep-going

@@ -22,6 +22,7 @@ __all__ = [
     "histogram",
     "plot_kernel_image",
     "plot_kernel_lines",
+    "plot_sweep",
 ]
 
 #: One colour per prior and per wave, used consistently across the book.
@@ -262,3 +263,49 @@ def plot_kernel_lines(kernel, periods, ax=None, max_depth=110.0, linestyle="-", 
     ax.axvline(0.0, color="k", lw=0.5)
     ax.set_xlabel("Normalised kernel")
     return depth_axis(ax, max_depth)
+
+
+def plot_sweep(table, xlabel, axes=None):
+    """Median cosine with theory per period bin against a swept value, one panel per wave.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Tidy sweep results (``tools/sweep.py``): columns ``value``, ``wave``,
+        ``period_bin``, ``median_cosine``, ``median_ci_low``, ``median_ci_high``.
+    xlabel : str
+        Name and units of the swept value.
+    axes : sequence of two matplotlib.axes.Axes, optional
+
+    Returns
+    -------
+    sequence of matplotlib.axes.Axes
+    """
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    from .config import WAVES
+    from .metrics import period_bin_labels
+
+    if axes is None:
+        axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)[1]
+    colors = plt.cm.viridis(np.linspace(0.0, 0.9, len(period_bin_labels())))
+    values = np.sort(table["value"].unique())
+    for ax, wave in zip(axes, WAVES, strict=True):
+        part = table[table["wave"] == wave]
+        for color, label in zip(colors, period_bin_labels(), strict=True):
+            line = part[part["period_bin"] == label].sort_values("value")
+            if line.empty:
+                continue
+            ax.errorbar(line["value"], line["median_cosine"],
+                        yerr=[line["median_cosine"] - line["median_ci_low"],
+                              line["median_ci_high"] - line["median_cosine"]],
+                        marker="o", ms=3, capsize=2, color=color, label=f"{label} s")
+        ax.set_xscale("log")
+        ax.set_xticks(values)
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(xlabel)
+        ax.set_title(f"{wave.capitalize()} waves", fontsize=9)
+    axes[0].set_ylabel("Median cosine with theory")
+    axes[0].legend(fontsize=7, title="period bin", title_fontsize=7)
+    return axes

@@ -13,6 +13,7 @@ from kernels.config import (
     DataChapterConfig,
     EmergenceChapterConfig,
     Grid,
+    InversionChapterConfig,
     KernelChapterConfig,
     SurrogateChapterConfig,
 )
@@ -89,6 +90,10 @@ def test_profiles_build_valid_configs(profile):
                                               **{name: params[name] for name in names})
     assert surrogate_config.architecture == ("transformer" if profile == "paper"
                                              else "basis-mlp")
+    params = run_notebook.load_profile(profile, "07-inversion")
+    InversionChapterConfig(**{name: params[name] for name in (
+        "n_data", "seed", "n_targets", "noise_sigma", "damping", "smoothing", "max_iter",
+        "adam_steps", "n_calibration", "n_calibration_physics", "n_jobs")}, profile=profile)
     params = run_notebook.load_profile(profile, "05-prior-artifacts")
     ArtifactsChapterConfig(profile=profile, n_eval_models=params["n_eval_models"],
                            n_data=params["n_data"], seed=params["seed"], n_jobs=params["n_jobs"])
@@ -154,3 +159,17 @@ def test_emergence_config_needs_enough_test_models():
 def test_bad_artifacts_config_is_rejected(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ArtifactsChapterConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"noise_sigma": 0.0}, r"noise_sigma must be a positive number of km/s, got 0.0"),
+        ({"damping": -1.0}, r"damping must be a finite number >= 0, got -1.0"),
+        ({"n_calibration": 500, "n_data": 2000}, r"n_targets \+ n_calibration \(504\) exceeds"),
+        ({"n_calibration_physics": -1}, r"n_calibration_physics must be an integer >= 0"),
+    ],
+)
+def test_bad_inversion_config_is_rejected(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        InversionChapterConfig(**kwargs)

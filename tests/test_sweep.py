@@ -1,0 +1,54 @@
+"""Tests of tools/sweep.py: sweep definitions, the tidy summary table and bad input."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from kernels.metrics import period_bin_labels
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import sweep  # noqa: E402
+
+
+def test_definitions_cover_every_profile():
+    """Each sweep names an existing notebook and values for ci, default and paper."""
+    for name, spec in sweep.definitions().items():
+        assert (ROOT / spec["notebook"]).exists(), name
+        assert set(spec["values"]) == {"ci", "default", "paper"}, name
+        assert all(len(v) >= 3 for v in spec["values"].values()), name
+
+
+def test_collect_makes_a_tidy_table(tmp_path, monkeypatch):
+    """One row per value, wave and period bin, plus the summary figure."""
+    monkeypatch.setattr(sweep, "sweep_dir", lambda name, profile: tmp_path)
+    results = []
+    for value in (100, 200):
+        record = {"n_train": value, "hidden": 64, "layers": 2, "parameters": 1000,
+                  "training_time_s": 1.0, "test_rmse_km_s": 0.1,
+                  "bins": [{"wave": wave, "period_bin": b, "median_cosine": 0.9,
+                            "median_ci_low": 0.88, "median_ci_high": 0.92}
+                           for wave in ("rayleigh", "love") for b in period_bin_labels()]}
+        path = tmp_path / f"n_train={value}.json"
+        path.write_text(json.dumps(record))
+        results.append(path)
+    spec = {"parameter": "n_train", "title": "t", "xlabel": "Training models"}
+    table = sweep.collect(spec, "training-size", "ci", results)
+    assert len(table) == 2 * 2 * 6
+    assert set(table["value"]) == {100, 200}
+    assert (tmp_path / "summary.csv").exists() and (tmp_path / "summary.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["nope"], r"Unknown sweep 'nope'; valid choices are"),
+        (["width", "--profile", "huge"], r"defines no values for profile 'huge'"),
+        (["width", "--profile", "ci", "--jobs", "0"], r"--jobs must be at least 1, got 0"),
+    ],
+)
+def test_bad_sweep_arguments(argv, match):
+    with pytest.raises(SystemExit, match=match):
+        sweep.main(argv)
