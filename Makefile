@@ -61,6 +61,11 @@ sweep: $(SWEEP_TABLES)  ## run the parameter sweeps of PROFILE (papermill, resum
 
 _build/executed/$(PROFILE)/06-sweeps.ipynb: $(SWEEP_TABLES)
 
+# The back-matter pages read what every chapter wrote.
+CHAPTERS := $(filter-out %/90-summary.ipynb %/91-reproducing.ipynb,$(EXECUTED))
+_build/executed/$(PROFILE)/90-summary.ipynb: $(CHAPTERS)
+_build/executed/$(PROFILE)/91-reproducing.ipynb: $(CHAPTERS)
+
 $(HTML_STAMP): $(EXECUTED) $(PAGES) _config.yml _toc.yml book/_ext/offline.py
 	rm -f _build/html/.built-*
 	for nb in $(NOTEBOOKS); do cp _build/executed/$(PROFILE)/$$nb.ipynb book/$$nb.ipynb; done

@@ -1,4 +1,4 @@
-"""Tests of tools/sweep.py: sweep definitions, the tidy summary table and bad input."""
+"""Tests of the tools around the book: tools/sweep.py and the offline Sphinx extension."""
 
 import json
 import sys
@@ -52,3 +52,23 @@ def test_collect_makes_a_tidy_table(tmp_path, monkeypatch):
 def test_bad_sweep_arguments(argv, match):
     with pytest.raises(SystemExit, match=match):
         sweep.main(argv)
+
+
+def test_offline_extension_drops_only_the_thebe_scripts():
+    """book/_ext/offline.py removes thebe's loader and configuration, nothing else."""
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    import offline
+
+    class Script(str):
+        def __new__(cls, filename, body=""):
+            obj = super().__new__(cls, filename)
+            obj.attributes = {"body": body} if body else {}
+            return obj
+
+    context = {"script_files": [Script("_static/doctools.js"),
+                                Script("_static/sphinx-thebe.js"),
+                                Script("", body='const THEBE_JS_URL = "https://unpkg.com"'),
+                                Script("mathjax/tex-chtml.js")]}
+    offline._drop_thebe(None, "index", "page.html", context, None)
+    assert [str(s) for s in context["script_files"]] == ["_static/doctools.js",
+                                                          "mathjax/tex-chtml.js"]
