@@ -315,9 +315,19 @@ class InversionResult:
         """Laplace covariance of ``theta``: the inverse of the Hessian."""
         return np.linalg.inv(self.hessian)
 
-    def sd(self, parameter="velocity_s"):
+    def sd(self, parameter="velocity_s", log=False):
         """Marginal standard deviation of a parameter on the grid (its units), on ``depth``."""
-        return marginal_sd(self.parametrisation, self.theta, self.hessian, parameter)
+        return marginal_sd(self.parametrisation, self.theta, self.hessian, parameter, log)
+
+    def band(self, parameter="velocity_s", n_sigma=2.0):
+        """``(low, high)``: the model times ``exp(-+ n_sigma sd(ln p))``.
+
+        The posterior is Gaussian in the log-parameters, so this band is its
+        exact ``n_sigma`` interval, positive like the parameter itself.
+        """
+        value = self.model[parameter]
+        spread = np.exp(n_sigma * self.sd(parameter, log=True))
+        return value / spread, value * spread
 
     @property
     def regularisation_hessian(self):
@@ -330,26 +340,39 @@ class InversionResult:
         return self.history[-1]["chi2"]
 
 
-def marginal_sd(parametrisation, theta, hessian, parameter="velocity_s"):
+def marginal_sd(parametrisation, theta, hessian, parameter="velocity_s", log=False):
     """Laplace marginal sd of ``parameter`` on the grid from a Hessian in ``theta`` space.
 
     The covariance :math:`C = H^{-1}` of the log control values is propagated
-    through the interpolation and the exponential (linearised at ``theta``).
+    through the interpolation (and, unless ``log``, the exponential, linearised
+    at ``theta``).
+
+    Parameters
+    ----------
+    log : bool
+        Return the sd of :math:`\\ln p` (dimensionless, exact for the Gaussian
+        in ``theta``) instead of the linearised sd of :math:`p`.
 
     Returns
     -------
     xarray.DataArray
-        On ``depth``, in the parameter's units.
+        On ``depth``, in the parameter's units (or dimensionless with ``log``).
     """
     if parameter not in INPUTS:
         raise ValueError(f"parameter must be one of {list(INPUTS)}, got {parameter!r}.")
     k = INPUTS.index(parameter)
-    n_depth = parametrisation.depth.size
-    g = parametrisation.grid_jacobian(theta)[k * n_depth:(k + 1) * n_depth]
+    n_depth, n = parametrisation.depth.size, parametrisation.n_control
+    if log:
+        g = np.zeros((n_depth, parametrisation.n_parameters))
+        g[:, k * n:(k + 1) * n] = parametrisation.matrix
+        units = "1"
+    else:
+        g = parametrisation.grid_jacobian(theta)[k * n_depth:(k + 1) * n_depth]
+        units = "g/cm^3" if parameter == "density" else "km/s"
     variance = np.einsum("ij,jk,ik->i", g, np.linalg.inv(hessian), g)
-    units = "g/cm^3" if parameter == "density" else "km/s"
+    name = f"sd_ln_{parameter}" if log else f"sd_{parameter}"
     return xr.DataArray(np.sqrt(variance), dims="depth",
-                        coords={"depth": parametrisation.depth}, name=f"sd_{parameter}",
+                        coords={"depth": parametrisation.depth}, name=name,
                         attrs={"units": units})
 
 

@@ -206,3 +206,18 @@ def test_model_dataset_from_parametrisation(toy):
     model = p.model(theta_true, GRID.thickness)
     expected = model_dataset(GRID.depth, GRID.thickness, *p.to_grid(theta_true))
     xr.testing.assert_allclose(model, expected)
+
+
+def test_band_is_the_log_space_interval(toy):
+    """The band is exp(+-n sd(ln p)) around the model: positive and asymmetric."""
+    p, forward, _, clean, initial = toy
+    result = invert(clean, forward, p, initial, NoiseModel.constant(0.01, TOY_PERIODS),
+                    damping=1.0)
+    low, high = result.band("velocity_s", 2.0)
+    vs = result.model.velocity_s
+    assert np.all(low > 0) and np.all(low < vs) and np.all(vs < high)
+    assert_allclose(np.log(high / vs), 2 * result.sd(log=True))
+    # To first order the log sd is the linear sd divided by the value.
+    assert_allclose(result.sd(log=True), result.sd() / vs, rtol=1e-10)
+    with pytest.raises(ValueError, match=r"parameter must be one of"):
+        result.sd("vs")
