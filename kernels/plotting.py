@@ -199,7 +199,7 @@ def histogram(values, ax=None, bins=30, color=None, label=None, xlabel=None):
 
 
 def plot_kernel_image(kernel, ax=None, max_depth=110.0, cmap="RdBu_r", colorbar=True,
-                      label="normalised kernel"):
+                      label="normalised kernel", quantile=1.0):
     """Depth-by-period image of a kernel, symmetric colour scale, depth downward.
 
     Parameters
@@ -216,18 +216,23 @@ def plot_kernel_image(kernel, ax=None, max_depth=110.0, cmap="RdBu_r", colorbar=
         Draw a colour bar labelled ``label``.
     label : str
         Colour-bar label.
+    quantile : float
+        The colour scale spans +-this quantile of the absolute values (below 1,
+        a few extreme values saturate, marked by the colour bar's arrows, so
+        that the rest stays visible).
 
     Returns
     -------
     matplotlib.axes.Axes
     """
     ax = plt.subplots()[1] if ax is None else ax
-    kernel = kernel.transpose("depth", "period")
-    limit = float(np.nanmax(np.abs(kernel.values))) or 1.0
+    kernel = kernel.transpose("depth", "period").sel(depth=slice(None, max_depth))
+    limit = float(np.nanquantile(np.abs(kernel.values), quantile)) or 1.0
     mesh = ax.pcolormesh(kernel["period"].values, kernel["depth"].values, kernel.values,
                          cmap=cmap, vmin=-limit, vmax=limit, shading="nearest")
     if colorbar:
-        ax.figure.colorbar(mesh, ax=ax, label=label, pad=0.02)
+        ax.figure.colorbar(mesh, ax=ax, label=label, pad=0.02,
+                           extend="both" if quantile < 1 else "neither")
     ax.set_xlabel("Period (s)")
     return depth_axis(ax, max_depth)
 
