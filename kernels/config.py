@@ -108,6 +108,13 @@ def _check_positive_int(name, value, minimum=1):
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
 
 
+def _check_fits_test_split(name, count, n_data):
+    # The test split holds about a tenth of a data set (kernels.data.split_of).
+    if count > n_data // 10:
+        raise ValueError(f"{name} ({count}) exceeds the test split of the {n_data}-model "
+                         f"data set (about {n_data // 10} models).")
+
+
 def _check_jobs(n_jobs):
     if n_jobs != -1:
         _check_positive_int("n_jobs", n_jobs)
@@ -331,10 +338,7 @@ class EmergenceChapterConfig(_ChapterConfig):
         _check_positive_int("n_data", self.n_data)
         _check_positive_int("seed", self.seed, minimum=0)
         _check_jobs(self.n_jobs)
-        if self.n_eval_models > self.n_data // 10:
-            raise ValueError(
-                f"n_eval_models ({self.n_eval_models}) exceeds the test split of the "
-                f"{self.n_data}-model data set (about {self.n_data // 10} models).")
+        _check_fits_test_split("n_eval_models", self.n_eval_models, self.n_data)
 
 
 @dataclass(frozen=True)
@@ -376,10 +380,7 @@ class ArtifactsChapterConfig(_ChapterConfig):
         _check_jobs(self.n_jobs)
         if not self.n_components or min(self.n_components) < 1:
             raise ValueError(f"n_components must be positive integers, got {self.n_components}.")
-        if self.n_eval_models > self.n_data // 10:
-            raise ValueError(
-                f"n_eval_models ({self.n_eval_models}) exceeds the test split of the "
-                f"{self.n_data}-model data set (about {self.n_data // 10} models).")
+        _check_fits_test_split("n_eval_models", self.n_eval_models, self.n_data)
 
 
 @dataclass(frozen=True)
@@ -435,8 +436,6 @@ class InversionChapterConfig(_ChapterConfig):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
-        needed = self.n_targets + max(self.n_calibration, self.n_calibration_physics)
-        if needed > self.n_data // 10:
-            raise ValueError(
-                f"n_targets + n_calibration ({needed}) exceeds the test split of the "
-                f"{self.n_data}-model data set (about {self.n_data // 10} models).")
+        _check_fits_test_split("n_targets + n_calibration", self.n_targets
+                               + max(self.n_calibration, self.n_calibration_physics),
+                               self.n_data)
