@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 import jupytext
+import nbformat
 import papermill
 import yaml
 
@@ -81,6 +82,14 @@ def main(argv=None):
                 f"Notebook {args.notebook} failed in cell {error.exec_count} "
                 f"(profile {args.profile}): {error.ename}: {error.evalue}"
             ) from None
+        # Readers see the values actually used (papermill's injected cell); the
+        # notebook's own defaults cell would only repeat or contradict them.
+        result = nbformat.read(executed, as_version=4)
+        for cell in result.cells:
+            tags = cell.metadata.get("tags", [])
+            if "parameters" in tags and "remove-cell" not in tags:
+                cell.metadata["tags"] = [*tags, "remove-cell"]
+        nbformat.write(result, executed)
         os.replace(executed, args.output)
     print(f"[{stem}] wrote {args.output}", flush=True)
 

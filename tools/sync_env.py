@@ -24,7 +24,7 @@ ENVIRONMENT = ROOT / "environment.yml"
 #: Installed with pip inside the conda environment (not, or not at this exact
 #: version and build, on conda-forge).
 PIP_ONLY = {"torch", "disba", "pysurf96", "jupyter-book", "myst-nb", "sphinxcontrib-bibtex",
-            "sphinx-mathjax-offline", "playwright",
+            "sphinx-mathjax-offline", "playwright", "nbformat",
             "papermill", "jupytext"}
 
 
