@@ -105,6 +105,11 @@ class Parametrisation:
         # Column j is the piecewise-linear hat of control point j on the grid.
         self.matrix = np.stack([np.interp(depth, control, np.eye(control.size)[j])
                                 for j in range(control.size)], axis=1)
+        idle = control[np.all(self.matrix < 1e-12, axis=0)]
+        if idle.size:
+            raise ValueError(f"control depths {idle.tolist()} km move no grid node (the grid "
+                             f"has {depth.size} nodes from {depth[0]:g} to {depth[-1]:g} km); "
+                             f"every control point needs a grid node between its neighbours.")
 
     @property
     def n_control(self):
@@ -179,7 +184,8 @@ class NoiseModel:
     def with_model_error(self, model_error):
         """Add a forward-model error (km/s, on ``wave, period``) in quadrature."""
         model_error = model_error.transpose("wave", "period")
-        return NoiseModel(np.sqrt(self.sigma**2 + model_error**2))
+        _check_same_data_coords(self.sigma, model_error, "model_error")
+        return NoiseModel(np.sqrt(self.sigma**2 + model_error.values**2))
 
     def draw(self, clean, seed):
         """``clean`` data plus one realisation of the noise (reproducible by seed)."""
@@ -191,6 +197,19 @@ class NoiseModel:
     def weights(self):
         """1 / sigma^2, flattened in (wave, period) order."""
         return 1.0 / self.sigma.values.ravel() ** 2
+
+
+def _check_same_data_coords(reference, other, name):
+    """Raise unless ``other`` is on the waves and periods of ``reference``."""
+    same_waves = list(other["wave"].values) == list(reference["wave"].values)
+    same_periods = (other.sizes["period"] == reference.sizes["period"]
+                    and np.allclose(other["period"].values, reference["period"].values))
+    if not (same_waves and same_periods):
+        raise ValueError(
+            f"{name} is on waves {list(other['wave'].values)} and periods "
+            f"{other['period'].values.tolist()} s; it must match waves "
+            f"{list(reference['wave'].values)} and periods "
+            f"{reference['period'].values.tolist()} s, in that order.")
 
 
 class SurrogateForward:
@@ -288,7 +307,8 @@ class InversionResult:
     history : list of dict
         Per iteration: objective, data misfit (chi^2 / N), step, damping.
     converged : bool
-        Whether a stopping criterion other than ``max_iter`` was met.
+        Whether the convergence criterion was met (not ``max_iter``, and not a
+        stall: see ``settings["stop_reason"]``).
     wall_time_s : float
         Time spent.
     hessian : numpy.ndarray
@@ -316,7 +336,7 @@ class InversionResult:
         return np.linalg.inv(self.hessian)
 
     def sd(self, parameter="velocity_s", log=False):
-        """Marginal standard deviation of a parameter on the grid (its units), on ``depth``."""
+        """Marginal sd of a parameter on the grid, on ``depth`` (see :func:`marginal_sd`)."""
         return marginal_sd(self.parametrisation, self.theta, self.hessian, parameter, log)
 
     def band(self, parameter="velocity_s", n_sigma=2.0):
@@ -369,7 +389,12 @@ def marginal_sd(parametrisation, theta, hessian, parameter="velocity_s", log=Fal
     else:
         g = parametrisation.grid_jacobian(theta)[k * n_depth:(k + 1) * n_depth]
         units = "g/cm^3" if parameter == "density" else "km/s"
-    variance = np.einsum("ij,jk,ik->i", g, np.linalg.inv(hessian), g)
+    try:
+        covariance = np.linalg.inv(hessian)
+    except np.linalg.LinAlgError:
+        raise ValueError("the Hessian is singular: the data and the regularisation leave "
+                         "some parameters unconstrained; add damping.") from None
+    variance = np.einsum("ij,jk,ik->i", g, covariance, g)
     name = f"sd_ln_{parameter}" if log else f"sd_{parameter}"
     return xr.DataArray(np.sqrt(variance), dims="depth",
                         coords={"depth": parametrisation.depth}, name=name,
@@ -427,12 +452,18 @@ def invert(observed, forward, parametrisation, initial, noise, damping=1.0, smoo
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
     if not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}.")
+    if method == "adam" and not learning_rate > 0:
+        raise ValueError(f"learning_rate must be positive for Adam, got {learning_rate!r}.")
     observed = observed.transpose("wave", "period")
-    if list(observed.wave.values) != list(WAVES) or not np.allclose(observed.period,
-                                                                     forward.periods):
+    if list(observed.wave.values) != list(WAVES) or not (
+            observed.sizes["period"] == np.size(forward.periods)
+            and np.allclose(observed.period, forward.periods)):
         raise ValueError("observed must be on the forward model's waves and periods.")
+    _check_same_data_coords(observed, noise.sigma, "the noise model")
     d_obs = observed.values.ravel()
     use = np.isfinite(d_obs)
+    if not use.any():
+        raise ValueError("observed holds no finite datum to fit.")
     weights = noise.weights * use
     d_obs = np.where(use, d_obs, 0.0)
 
@@ -483,7 +514,7 @@ def invert(observed, forward, parametrisation, initial, noise, damping=1.0, smoo
     start = time.perf_counter()
     n_data = int(use.sum())
     theta = theta0.copy()
-    converged = False
+    converged, stop_reason = False, "max_iter"
     if method == "lm":
         phi, r, j_theta, c = state(theta)
         if not np.isfinite(phi):
@@ -498,6 +529,7 @@ def invert(observed, forward, parametrisation, initial, noise, damping=1.0, smoo
             phi_new, r_new, j_new, c_new = state(theta + step)
             if phi_new < phi:
                 relative = (phi - phi_new) / phi
+                step_lambda = lam
                 theta, phi, r, j_theta, c = theta + step, phi_new, r_new, j_new, c_new
                 lam = max(lam / 3.0, 1e-7)
                 history.append({"iteration": iteration, "objective": phi, "chi2": chi2(r),
@@ -505,12 +537,15 @@ def invert(observed, forward, parametrisation, initial, noise, damping=1.0, smoo
                 if progress:
                     print(history[-1])
                 if relative < tol:
-                    converged = True
+                    # A small decrease from a near-Gauss-Newton step is convergence; from
+                    # a heavily damped (tiny) step it only means the solver is stuck.
+                    converged = step_lambda < 1e3
+                    stop_reason = "converged" if converged else "stalled"
                     break
             else:
                 lam *= 5.0
                 if lam > 1e8:
-                    converged = True  # no descent left at any step length
+                    stop_reason = "stalled"  # no descent at any step length
                     break
     else:
         phi, r, g, c = state_and_gradient(theta)
@@ -520,29 +555,38 @@ def invert(observed, forward, parametrisation, initial, noise, damping=1.0, smoo
                     "lambda": np.nan}]
         m, v = np.zeros_like(theta), np.zeros_like(theta)
         beta1, beta2, eps = 0.9, 0.999, 1e-8
-        best = (phi, theta.copy())
+        rate, accepted = learning_rate, 0
+        best, best_so_far = (phi, theta.copy()), [phi]
         for iteration in range(1, max_iter + 1):
-            m = beta1 * m + (1 - beta1) * g
-            v = beta2 * v + (1 - beta2) * g**2
-            step = -learning_rate * (m / (1 - beta1**iteration)) / (
-                np.sqrt(v / (1 - beta2**iteration)) + eps)
+            # Moments and bias correction advance only with accepted steps.
+            m_trial = beta1 * m + (1 - beta1) * g
+            v_trial = beta2 * v + (1 - beta2) * g**2
+            t = accepted + 1
+            step = -rate * (m_trial / (1 - beta1**t)) / (np.sqrt(v_trial / (1 - beta2**t))
+                                                         + eps)
             phi_new, r_new, g_new, c_new = state_and_gradient(theta + step)
             if not np.isfinite(phi_new):
-                learning_rate /= 2.0  # an unphysical or failed step: shorten it
+                rate /= 2.0  # an unphysical or failed step: shorten it and retry
                 continue
+            accepted, m, v = t, m_trial, v_trial
             theta, phi, r, g, c = theta + step, phi_new, r_new, g_new, c_new
             if phi < best[0]:
                 best = (phi, theta.copy())
+            best_so_far.append(best[0])
             history.append({"iteration": iteration, "objective": phi, "chi2": chi2(r),
                             "step": float(np.abs(step).max()), "lambda": np.nan})
             if progress and iteration % 100 == 0:
                 print(history[-1])
-            if iteration > 50 and (history[-51]["objective"] - phi) < tol * phi:
-                converged = True
+            # Stop when 50 accepted steps improved the best objective by less than tol.
+            if accepted > 50 and best_so_far[-51] - best[0] < tol * best[0]:
+                converged, stop_reason = True, "converged"
                 break
-        # The Laplace approximation needs J at the best point found.
+        # The result, its misfit and the Laplace approximation are all at the best
+        # point found (a last history row records it).
         phi, r, j_theta, c = state(best[1])
         theta = best[1]
+        history.append({"iteration": len(history), "objective": phi, "chi2": chi2(r),
+                        "step": 0.0, "lambda": np.nan, "best": True})
     fisher = j_theta.T @ (weights[:, None] * j_theta)
     thickness = initial["thickness"].values if thickness is None else thickness
     predicted = xr.DataArray(c.reshape(len(WAVES), -1), dims=("wave", "period"),
@@ -554,4 +598,5 @@ def invert(observed, forward, parametrisation, initial, noise, damping=1.0, smoo
         hessian=fisher + h_reg, fisher=fisher, parametrisation=parametrisation,
         settings={"forward": forward.name, "method": method, "damping": damping,
                   "smoothing": smoothing, "max_iter": max_iter, "tol": tol,
-                  "learning_rate": learning_rate, "n_data": n_data})
+                  "learning_rate": learning_rate, "n_data": n_data,
+                  "stop_reason": stop_reason})

@@ -126,7 +126,8 @@ class PriorSubspace:
         models : xarray.Dataset
             Models with ``sample`` and ``depth`` dims.
         n_components : int, optional
-            Directions kept (default: all that the sample spans).
+            Directions kept (default: all that the sample spans, at most one fewer
+            than the number of models).
 
         Raises
         ------
@@ -141,12 +142,26 @@ class PriorSubspace:
         mean = x.mean(axis=0)
         _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
         variance = s**2 / (x.shape[0] - 1)
-        k = vt.shape[0] if n_components is None else min(n_components, vt.shape[0])
+        # Directions the sample does not span (numerically zero variance, e.g. the one
+        # centring removes when there are fewer models than coordinates) are dropped:
+        # a Mahalanobis distance along them would be meaningless.
+        scale = max(float(np.abs(x).max()), 1.0) * np.sqrt(x.size)
+        spanned = int(np.sum(s > 1e-10 * s[0])) if s[0] > 1e-12 * scale else 0
+        if spanned == 0:
+            raise ValueError("the models are all identical: they span no direction.")
+        k = spanned if n_components is None else min(n_components, spanned)
         return cls(mean=mean, components=vt[:k], variance=variance[:k],
                    total_variance=float(variance.sum()), n_depth=models.sizes["depth"])
 
+    def _check_k(self, k):
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or not (
+                1 <= k <= len(self.variance)):
+            raise ValueError(f"k must be an integer from 1 to {len(self.variance)} (the "
+                             f"directions kept), got {k!r}.")
+
     def explained_fraction(self, k):
         """Fraction of the sample's variance along the first ``k`` directions."""
+        self._check_k(k)
         return float(self.variance[:k].sum() / self.total_variance)
 
     def n_for(self, fraction):
@@ -178,6 +193,10 @@ class PriorSubspace:
         xarray.DataArray
             On ``sample``.
         """
+        self._check_k(k)
+        if models.sizes["depth"] != self.n_depth:
+            raise ValueError(f"models have {models.sizes['depth']} depth nodes; the "
+                             f"subspace was fitted on {self.n_depth}.")
         scores = (log_profiles(models) - self.mean) @ self.components[:k].T
         distance = np.sqrt((scores**2 / self.variance[:k]).sum(axis=1))
         return xr.DataArray(distance, dims="sample", coords={"sample": models["sample"].values},
@@ -199,6 +218,7 @@ class PriorSubspace:
         xarray.DataArray
             Same dims and coordinates as ``gradient``.
         """
+        self._check_k(k)
         if list(gradient["channel"].values) != list(INPUTS):
             raise ValueError(f"gradient channels must be {list(INPUTS)} in that order.")
         if gradient.sizes["depth"] != self.n_depth:

@@ -221,3 +221,45 @@ def test_band_is_the_log_space_interval(toy):
     assert_allclose(result.sd(log=True), result.sd() / vs, rtol=1e-10)
     with pytest.raises(ValueError, match=r"parameter must be one of"):
         result.sd("vs")
+
+
+def test_noise_and_data_must_line_up(toy):
+    """A noise model on other periods, or data with no finite value, is refused."""
+    p, forward, _, clean, initial = toy
+    reversed_noise = NoiseModel(NoiseModel.constant(0.01, TOY_PERIODS).sigma
+                                .isel(period=slice(None, None, -1)))
+    with pytest.raises(ValueError, match=r"the noise model is on waves .* periods"):
+        invert(clean, forward, p, initial, reversed_noise)
+    with pytest.raises(ValueError, match="no finite datum"):
+        invert(clean * np.nan, forward, p, initial, NoiseModel.constant(0.01, TOY_PERIODS))
+    noise = NoiseModel.constant(0.01, TOY_PERIODS)
+    with pytest.raises(ValueError, match="model_error is on waves"):
+        noise.with_model_error(noise.sigma.isel(period=slice(0, 5)))
+
+
+class FlakyForward(LinearForward):
+    """Fails (NaN) on every third call: Adam must survive and report its best point."""
+
+    def __init__(self, n_depth):
+        super().__init__(n_depth)
+        self.calls = 0
+
+    def value_and_vjp(self, values):
+        self.calls += 1
+        c, vjp = super().value_and_vjp(values)
+        return (c * np.nan if self.calls % 3 == 0 else c), vjp
+
+
+def test_adam_survives_failed_steps_and_reports_its_best_point(toy):
+    p, _, _, clean, initial = toy
+    forward = FlakyForward(GRID.n_nodes)
+    result = invert(clean, forward, p, initial, NoiseModel.constant(0.01, TOY_PERIODS),
+                    method="adam", max_iter=300, learning_rate=0.01)
+    objectives = [row["objective"] for row in result.history]
+    assert result.history[-1].get("best") and objectives[-1] == pytest.approx(min(objectives))
+    assert result.settings["learning_rate"] == 0.01  # the caller's rate, not the halved one
+
+
+def test_control_points_that_move_no_node_are_refused():
+    with pytest.raises(ValueError, match=r"control depths \[0.5\] km move no grid node"):
+        Parametrisation(GRID.depth, control=[0.0, 0.5, 1.0, 39.0])

@@ -174,3 +174,20 @@ def test_projection_onto_a_depth_basis():
     assert np.isnan(p[2]).all()
     with pytest.raises(ValueError, match="basis has 60 rows; the kernel has 10 depth nodes"):
         project_onto_basis(k.isel(depth=slice(0, 10)), basis)
+
+
+def test_fewer_models_than_coordinates_span_only_their_directions():
+    """With n models, at most n - 1 directions are kept; distances stay finite."""
+    rng = np.random.default_rng(5)
+    logs = np.log([6.0] * N_DEPTH + [3.5] * N_DEPTH + [2.7] * N_DEPTH) + 0.05 * rng.normal(
+        size=(8, 3 * N_DEPTH))
+    space = PriorSubspace.fit(_models(logs))
+    assert len(space.variance) == 7
+    unseen = _models(logs[:1] + 0.05 * rng.normal(size=(1, 3 * N_DEPTH)))
+    assert np.isfinite(space.mahalanobis(unseen, 7)).all()
+    assert float(space.mahalanobis(unseen, 7)[0]) < 100
+    for bad in (0, 8, 2.5):
+        with pytest.raises(ValueError, match=r"k must be an integer from 1 to 7"):
+            space.mahalanobis(unseen, bad)
+    with pytest.raises(ValueError, match="span no direction"):
+        PriorSubspace.fit(_models(np.repeat(logs[:1], 3, axis=0)))

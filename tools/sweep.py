@@ -7,8 +7,9 @@ Sweeps are defined in ``book/sweeps/sweeps.yml``: a notebook, the parameter to
 vary and its values per profile (plus fixed overrides). Each value runs the
 notebook through ``tools/run_notebook.py`` (so the profile's parameters, atomic
 outputs and failure reporting are the same as for the chapters); a point whose
-executed notebook and result already exist is skipped, so an interrupted sweep
-resumes. Executed notebooks and one JSON result per point go to
+result was already made from the same notebook, profile, overrides and package
+source is skipped, so an interrupted sweep resumes and a changed one reruns.
+Executed notebooks and one JSON result per point go to
 ``_build/sweeps/<profile>/<sweep>/``; the results are collected into one tidy
 table, ``summary.csv`` (one row per value, wave and period bin), and plotted in
 ``summary.png``. ``--jobs`` runs points in parallel processes.
@@ -20,7 +21,7 @@ import argparse
 import json
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import yaml
@@ -38,15 +39,32 @@ def sweep_dir(name, profile):
     return ROOT / "_build" / "sweeps" / profile / name
 
 
+def point_key(spec, profile, overrides):
+    """Hash of everything a point's result depends on: notebook, profile, overrides, code."""
+    from kernels import __version__
+    from kernels.io import config_hash
+
+    sources = [ROOT / spec["notebook"], ROOT / "book" / "params" / f"{profile}.yml",
+               *sorted((ROOT / "kernels").glob("*.py"))]
+    return config_hash({"overrides": overrides, "version": __version__,
+                        "sources": [path.read_text() for path in sources]})
+
+
 def run_point(spec, name, profile, value):
-    """Execute the sweep's notebook for one value; return its result path."""
+    """Execute the sweep's notebook for one value; return its result path.
+
+    A point is reused only if its result was made from the same notebook, profile,
+    overrides and package source (recorded in a ``.key`` file beside it).
+    """
     folder = sweep_dir(name, profile)
     stem = f"{spec['parameter']}={value}"
     result, executed = folder / f"{stem}.json", folder / f"{stem}.ipynb"
-    if result.exists() and executed.exists():
+    stamp = folder / f"{stem}.key"
+    overrides = {**spec.get("fixed", {}).get(profile, {}), spec["parameter"]: value}
+    key = point_key(spec, profile, overrides)
+    if result.exists() and executed.exists() and stamp.exists() and stamp.read_text() == key:
         return result
-    overrides = {**spec.get("fixed", {}).get(profile, {}), spec["parameter"]: value,
-                 "result": str(result)}
+    overrides["result"] = str(result)
     command = [sys.executable, str(ROOT / "tools" / "run_notebook.py"),
                str(ROOT / spec["notebook"]), "--profile", profile, "--output", str(executed)]
     for key, val in overrides.items():
@@ -55,6 +73,7 @@ def run_point(spec, name, profile, value):
     if done.returncode != 0:
         raise SystemExit(f"sweep {name}, {stem} failed:\n{done.stdout[-2000:]}"
                          f"{done.stderr[-2000:]}")
+    stamp.write_text(key)
     return result
 
 
@@ -109,9 +128,15 @@ def main(argv=None):
         raise SystemExit(f"sweep {args.sweep!r} defines no values for profile {args.profile!r}.")
     if args.jobs < 1:
         raise SystemExit(f"--jobs must be at least 1, got {args.jobs}.")
-    with ThreadPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(run_point, spec, args.sweep, args.profile, v) for v in values]
-        results = [f.result() for f in tqdm(futures, desc=args.sweep, unit="point")]
+    pool = ThreadPoolExecutor(args.jobs)
+    futures = [pool.submit(run_point, spec, args.sweep, args.profile, v) for v in values]
+    try:
+        for future in tqdm(as_completed(futures), total=len(futures), desc=args.sweep,
+                           unit="point"):
+            future.result()  # a failed point stops the sweep now, not after the others
+    finally:
+        pool.shutdown(cancel_futures=True)
+    results = [future.result() for future in futures]
     table = collect(spec, args.sweep, args.profile, results)
     print(f"[{args.sweep}] {len(values)} points -> {sweep_dir(args.sweep, args.profile)}"
           f"/summary.csv ({len(table)} rows)")
