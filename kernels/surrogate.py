@@ -67,6 +67,9 @@ INPUTS = ("velocity_p", "velocity_s", "density")
 #: the cache keys of :func:`train_for_store` change so that they are retrained.
 CHECKPOINT_FORMAT = "kernels-surrogate/2"
 
+#: Arithmetic of the training steps (see :class:`Surrogate`).
+PRECISIONS = ("auto", "float32", "bfloat16")
+
 
 # --------------------------------------------------------------------------
 # Networks
@@ -288,6 +291,11 @@ class Surrogate:
         Seed of the initialisation and of the batch order.
     device : str, optional
         Torch device; CUDA when available, else CPU.
+    precision : {"auto", "float32", "bfloat16"}
+        Arithmetic of the training steps. ``"bfloat16"`` runs the forward and
+        backward passes under autocast (mixed precision; weights, optimiser
+        state and loss stay float32); ``"auto"`` picks it on CUDA and float32
+        elsewhere. Predictions and Jacobians are always float32.
     threads : int, optional
         CPU threads for torch.
     progress : bool
@@ -305,16 +313,21 @@ class Surrogate:
 
     def __init__(self, architecture="basis-mlp", architecture_options=None, epochs=200,
                  batch_size=128, learning_rate=2e-3, weight_decay=1e-4, patience=20,
-                 clip=5.0, seed=0, device=None, threads=None, progress=True):
+                 clip=5.0, seed=0, device=None, precision="auto", threads=None, progress=True):
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {list(ARCHITECTURES)}, got "
                              f"{architecture!r}.")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}.")
         self.architecture = architecture
         self.architecture_options = dict(architecture_options or {})
         self.epochs, self.batch_size = epochs, batch_size
         self.learning_rate, self.weight_decay = learning_rate, weight_decay
         self.patience, self.clip, self.seed = patience, clip, seed
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if precision == "auto":
+            precision = "bfloat16" if torch.device(self.device).type == "cuda" else "float32"
+        self.precision = precision
         self.threads, self.progress = threads, progress
 
     # -- training -----------------------------------------------------------
@@ -354,6 +367,12 @@ class Surrogate:
             network.inputs.fit(network.features(x_train))
             network.outputs.fit(network.target_space(y_train.flatten(1)))
         network.to(self.device)
+        # The whole training split lives on the device: no host-to-device copy
+        # per batch (a no-op on CPU).
+        x_train, y_train = x_train.to(self.device), y_train.to(self.device)
+        x_val = x_val.to(self.device)
+        autocast = torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16,
+                                  enabled=self.precision == "bfloat16")
         optimiser = torch.optim.AdamW(network.parameters(), lr=self.learning_rate,
                                       weight_decay=self.weight_decay)
         steps = self.epochs * math.ceil(len(x_train) / self.batch_size)
@@ -366,22 +385,23 @@ class Surrogate:
         start = time.perf_counter()
         for epoch in bar:
             network.train()
-            order = torch.randperm(len(x_train), generator=generator)
-            total = 0.0
+            order = torch.randperm(len(x_train), generator=generator).to(self.device)
+            total = torch.zeros((), device=self.device)
             for batch in order.split(self.batch_size):
-                x = x_train[batch].to(self.device)
-                y = y_train[batch].to(self.device).flatten(1)
+                x, y = x_train[batch], y_train[batch].flatten(1)
                 # MSE on standardised outputs: every period and wave counts alike.
                 target = network.outputs(network.target_space(y))
-                loss = ((network.raw(x) - target) ** 2).mean()
+                with autocast:
+                    raw = network.raw(x)
+                loss = ((raw.float() - target) ** 2).mean()
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(network.parameters(), self.clip)
                 optimiser.step()
                 schedule.step()
-                total += loss.item() * len(batch)
+                total += loss.detach() * len(batch)  # no host sync per step
             rmse = self._rmse(network, x_val, y_val)
-            self.history_.append({"epoch": epoch, "train_loss": total / len(x_train),
+            self.history_.append({"epoch": epoch, "train_loss": float(total) / len(x_train),
                                   "val_rmse_rayleigh": float(rmse[0]),
                                   "val_rmse_love": float(rmse[1]),
                                   "learning_rate": schedule.get_last_lr()[0],
@@ -487,7 +507,8 @@ class Surrogate:
             "training": {"epochs": self.epochs, "batch_size": self.batch_size,
                          "learning_rate": self.learning_rate,
                          "weight_decay": self.weight_decay, "patience": self.patience,
-                         "clip": self.clip, "seed": self.seed,
+                         "clip": self.clip, "seed": self.seed, "precision": self.precision,
+                         "device": str(self.device),
                          "training_time_s": self.training_time_s_},
             "depth": self.depth_.tolist(),
             "periods": self.periods_.tolist(),
@@ -545,7 +566,7 @@ def load(path, depth=None, periods=None, device=None):
                           learning_rate=training["learning_rate"],
                           weight_decay=training["weight_decay"], patience=training["patience"],
                           clip=training["clip"], seed=training["seed"], device=device,
-                          progress=False)
+                          precision=training.get("precision", "float32"), progress=False)
     surrogate.depth_, surrogate.periods_ = stored_depth, stored_periods
     surrogate.waves_ = tuple(checkpoint["waves"])
     network = surrogate._build(stored_depth, stored_periods)

@@ -126,6 +126,29 @@ def test_transformer_at_toy_size(toy_data, tmp_path):
     xr.testing.assert_identical(loaded.predict(validation), model.predict(validation))
 
 
+def test_mixed_precision_training(toy_data, tmp_path):
+    """bfloat16 autocast trains the same network; the choice is recorded and restored.
+
+    ``"auto"`` means float32 off CUDA. bfloat16 carries 8 bits of mantissa, so the
+    two runs differ, but both must learn (validation RMSE falls below its first
+    value) and predictions stay float32.
+    """
+    train, validation = toy_data
+    options = {"n_basis": 12, "hidden": 32, "layers": 2}
+    settings = {"epochs": 15, "batch_size": 16, "learning_rate": 3e-3, "seed": 3,
+                "device": "cpu", "progress": False}
+    assert surrogate.Surrogate("basis-mlp", options, **settings).precision == "float32"
+    model = surrogate.Surrogate("basis-mlp", options, precision="bfloat16", **settings)
+    history = model.fit(train, validation).history_
+    first, best = history[0]["val_rmse_love"], min(h["val_rmse_love"] for h in history)
+    assert best < 0.5 * first
+    predicted = model.predict(validation)
+    assert predicted.dtype == np.float32 and np.isfinite(predicted.values).all()
+    loaded = surrogate.load(model.save(tmp_path / "bf16.pt"))
+    assert loaded.precision == "bfloat16"
+    xr.testing.assert_identical(loaded.predict(validation), predicted)
+
+
 def test_paper_transformer_size():
     """At the published sizes the Transformer has about 43 million parameters."""
     network = surrogate.DispersionTransformer(256, 59, Grid().depth, np.arange(2.0, 61.0))
@@ -137,6 +160,8 @@ def test_bad_arguments():
     """Unknown architectures and Jacobian parameters raise errors listing the choices."""
     with pytest.raises(ValueError, match=r"architecture must be one of \['basis-mlp', "):
         surrogate.Surrogate("resnet")
+    with pytest.raises(ValueError, match=r"precision must be one of .*got 'fp16'"):
+        surrogate.Surrogate(precision="fp16")
     trained_like = surrogate.Surrogate()
     trained_like.depth_ = GRID.depth
     with pytest.raises(ValueError, match=r"parameter must be one of"):

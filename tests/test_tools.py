@@ -72,3 +72,37 @@ def test_offline_extension_drops_only_the_thebe_scripts():
     offline._drop_thebe(None, "index", "page.html", context, None)
     assert [str(s) for s in context["script_files"]] == ["_static/doctools.js",
                                                           "mathjax/tex-chtml.js"]
+
+
+def test_gpu_transformer_steps_run_end_to_end_at_toy_size(tmp_path):
+    """benchmarks/gpu_transformer.py: pack, train (--toy, on CPU) and report chain up.
+
+    The packed splits equal the store's, every Jacobian asked for is written and
+    compared with exact kernels, and the record names its settings and date.
+    """
+    import importlib.util
+
+    import numpy as np
+
+    from kernels.data import generate, load_split
+
+    spec = importlib.util.spec_from_file_location("gpu_transformer",
+                                                  ROOT / "benchmarks" / "gpu_transformer.py")
+    gpu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu)
+    store = generate(tmp_path / "s.zarr", "weak", 40, 5, chunk_size=20, progress=False)
+    gpu.pack(tmp_path / "s.zarr", tmp_path / "data.npz")
+    splits, _ = gpu.unpack(tmp_path / "data.npz")
+    test = load_split(store, "test")
+    np.testing.assert_array_equal(splits["test"]["velocity_s"].values,
+                                  test["velocity_s"].values.astype("float32"))
+    gpu.train(tmp_path / "data.npz", tmp_path / "out", budget=1.0, n_jacobian=3,
+              deadline=1e9, toy=True)
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result["toy"] and result["jacobian"]["n_models"] == 3
+    assert result["training"]["epochs"] >= 1 and len(result["history"]) >= 1
+    gpu.report(tmp_path / "out", tmp_path / "data.npz", tmp_path / "record.json")
+    record = json.loads((tmp_path / "record.json").read_text())
+    assert record["kernel_agreement"]["n_models"] == 3
+    assert -1.0 <= record["kernel_agreement"]["matched"]["median_cosine"] <= 1.0
+    assert record["recorded_on"] and len(record["commands"]) == 3
