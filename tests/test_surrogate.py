@@ -137,16 +137,29 @@ def test_mixed_precision_training(toy_data, tmp_path):
     options = {"n_basis": 12, "hidden": 32, "layers": 2}
     settings = {"epochs": 15, "batch_size": 16, "learning_rate": 3e-3, "seed": 3,
                 "device": "cpu", "progress": False}
-    assert surrogate.Surrogate("basis-mlp", options, **settings).precision == "float32"
+    float32 = surrogate.Surrogate("basis-mlp", options, **settings)
+    assert float32.precision == "float32"
     model = surrogate.Surrogate("basis-mlp", options, precision="bfloat16", **settings)
     history = model.fit(train, validation).history_
     first, best = history[0]["val_rmse_love"], min(h["val_rmse_love"] for h in history)
     assert best < 0.5 * first
+    # autocast really was on: the same seed and batches give another network
+    reference = float32.fit(train, validation).history_
+    assert [h["val_rmse_love"] for h in history] != [h["val_rmse_love"] for h in reference]
     predicted = model.predict(validation)
     assert predicted.dtype == np.float32 and np.isfinite(predicted.values).all()
     loaded = surrogate.load(model.save(tmp_path / "bf16.pt"))
     assert loaded.precision == "bfloat16"
     xr.testing.assert_identical(loaded.predict(validation), predicted)
+
+
+def test_auto_precision_is_bfloat16_only_for_the_transformer_on_cuda():
+    """"auto" means mixed precision for the Transformer on a GPU, float32 otherwise."""
+    resolve = surrogate.resolve_precision
+    assert resolve("auto", "transformer", "cuda") == "bfloat16"
+    assert resolve("auto", "basis-mlp", "cuda") == "float32"
+    assert resolve("auto", "transformer", "cpu") == "float32"
+    assert resolve("float32", "transformer", "cuda") == "float32"
 
 
 def test_paper_transformer_size():
