@@ -56,7 +56,6 @@ JACOBIAN_FILE_MODELS = 100  # keeps each returned file under 16 MiB
 
 def pack(store_path, out):
     from kernels.data import load_split, open_store
-    from kernels.io import atomic_path
 
     store = open_store(store_path)
     arrays = {"depth": store["depth"].values, "thickness": store["thickness"].values,
@@ -72,9 +71,7 @@ def pack(store_path, out):
         arrays[f"{split}_sample"] = ds["sample"].values
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+    _save_npz(out, compressed=True, **arrays)
     sizes = {s: len(arrays[f"{s}_sample"]) for s in SPLITS}
     print(f"packed {sizes} from {store_path} into {out} ({out.stat().st_size / 2**20:.1f} MiB)")
 
@@ -108,11 +105,15 @@ TOY_ARCHITECTURE = {"d_model": 16, "heads": 2, "encoder_layers": 1, "decoder_lay
                     "feedforward": 32, "dropout": 0.1}
 
 
-def _paper_settings(toy=False):
+def _profile(name):
     import yaml
 
-    with open(ROOT / "book" / "params" / "paper.yml") as f:
-        settings = yaml.safe_load(f)["parameters"]
+    with open(ROOT / "book" / "params" / f"{name}.yml") as f:
+        return yaml.safe_load(f)["parameters"]
+
+
+def _paper_settings(toy=False):
+    settings = _profile("paper")
     if toy:
         settings["architecture_options"] = dict(TOY_ARCHITECTURE)
     return settings
@@ -170,11 +171,12 @@ def _probe_step_time(surrogate_cls, settings, train, validation, n_steps=30):
     return max(epoch_time - validation_time, 0.0) / steps, validation_time
 
 
-def _save_npz(path, **arrays):
+def _save_npz(path, compressed=False, **arrays):
+    """Write arrays to ``path`` under a temporary name, then rename."""
     from kernels.io import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)
+        (np.savez_compressed if compressed else np.savez)(f, **arrays)
 
 
 def _save_json(path, obj):
@@ -308,10 +310,10 @@ def train(data_path, out, budget, n_jacobian, deadline, toy=False):
                 with ctx():
                     model.jacobian(sub.isel(sample=slice(0, 2)), batch_size=1)
             rates[f"transformer_jacobian_{name}"] = _rate(jac_rate, 2, repeats=1)
-        mlp = Surrogate("basis-mlp", {"n_basis": 64, "hidden": 384, "layers": 3},
-                        progress=False)
+        options = _profile("default")["architecture_options"]  # the CPU default's size
+        mlp = Surrogate("basis-mlp", options, progress=False)
         mlp.network_ = BasisMLP(tr.sizes["depth"], tr.sizes["period"], tr["depth"].values,
-                                n_basis=64, hidden=384, layers=3).to(mlp.device).eval()
+                                **options).to(mlp.device).eval()
         mlp.depth_, mlp.periods_, mlp.waves_ = model.depth_, model.periods_, model.waves_
         rates["basis_mlp_predict"] = _rate(lambda: mlp.predict(te), te.sizes["sample"])
         rates["basis_mlp_jacobian"] = _rate(lambda: mlp.jacobian(sub, batch_size=64), n_rate)
@@ -340,9 +342,10 @@ def report(out, data_path, destination):
     test = splits["test"].astype("float64")
     n_files = math.ceil(result["jacobian"]["n_models"] / JACOBIAN_FILE_MODELS)
     files = [out / f"jacobian-{i}.npz" for i in range(n_files)]
+    parts = [np.load(f) for f in files]
     learned = xr.concat([
-        xr.DataArray(np.load(f)["dc_dvelocity_s"], dims=("sample", "wave", "period", "depth"),
-                     coords={"sample": np.load(f)["sample"]}) for f in files], "sample")
+        xr.DataArray(part["dc_dvelocity_s"], dims=("sample", "wave", "period", "depth"),
+                     coords={"sample": part["sample"]}) for part in parts], "sample")
     models = test.sel(sample=learned["sample"].values)
     learned = learned.assign_coords(wave=models["wave"].values, period=models["period"].values,
                                     depth=models["depth"].values)
@@ -389,7 +392,8 @@ def main():
     p.add_argument("--budget", type=float, default=300.0, help="training seconds")
     p.add_argument("--n-jacobian", type=int, default=200, help="test models")
     p.add_argument("--deadline", type=float, default=480.0,
-                   help="seconds after start at which no further Jacobian file is begun")
+                   help="seconds after start after which no further piece of 10 Jacobians "
+                        "is begun")
     p.add_argument("--toy", action="store_true",
                    help="toy-size Transformer; runs on CPU (a dry run of this step)")
     p = sub.add_parser("report", help="compare the returned Jacobians with exact kernels")

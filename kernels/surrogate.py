@@ -237,13 +237,17 @@ class DispersionTransformer(nn.Module):
 ARCHITECTURES = {"basis-mlp": BasisMLP, "transformer": DispersionTransformer}
 
 
+def _default_device():
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def resolve_precision(precision, architecture, device=None):
     """The training arithmetic that ``precision`` means for this network and device."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}.")
     if precision != "auto":
         return precision
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(device or _default_device())
     return "bfloat16" if device.type == "cuda" and architecture == "transformer" else "float32"
 
 
@@ -334,7 +338,7 @@ class Surrogate:
         self.epochs, self.batch_size = epochs, batch_size
         self.learning_rate, self.weight_decay = learning_rate, weight_decay
         self.patience, self.clip, self.seed = patience, clip, seed
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = device or _default_device()
         self.precision = resolve_precision(precision, architecture, self.device)
         self.threads, self.progress = threads, progress
 
