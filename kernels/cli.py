@@ -2,6 +2,7 @@
 
     kernels generate --prior weak --n 100000 --seed 2026 --out data/weak.zarr --jobs 2
     kernels generate ... --scheduler tcp://host:8786      # on a dask.distributed cluster
+    kernels generate --prior weak --n 200000 ... --reuse data/weak.zarr   # grow a data set
     kernels train --data data/weak.zarr --out surrogate-weak.pt --architecture basis-mlp
 
 ``generate`` resumes an interrupted store with the same settings.
@@ -21,9 +22,10 @@ def _generate(args):
 
     ds = generate(args.out, args.prior, args.n, args.seed, chunk_size=args.chunk_size,
                   n_jobs=args.jobs, scheduler=args.scheduler, max_redraws=args.max_redraws,
-                  progress=not args.quiet)
+                  reuse=args.reuse, progress=not args.quiet)
     print(json.dumps({"store": str(args.out), "models": int(ds.sizes["sample"]),
-                      "failure_rate": ds.attrs["failure_rate"]}))
+                      "failure_rate": ds.attrs["failure_rate"],
+                      "copied_chunks": int(ds.attrs.get("copied_chunks", 0))}))
 
 
 def _train(args):
@@ -59,6 +61,9 @@ def main(argv=None):
     gen.add_argument("--scheduler", default=None,
                      help="dask.distributed scheduler address (or DASK_SCHEDULER_ADDRESS)")
     gen.add_argument("--max-redraws", type=int, default=10)
+    gen.add_argument("--reuse", nargs="+", default=(), metavar="STORE",
+                     help="stores of the same settings (another --n) to copy finished "
+                          "chunks from")
     gen.add_argument("--quiet", action="store_true")
     gen.set_defaults(func=_generate)
 

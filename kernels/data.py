@@ -31,7 +31,8 @@ from .forward import DEFAULT_DC, _solve_one, dispersion_curves
 from .io import cached_dataset, config_hash, provenance
 from .priors import draw, extra_variables, sample
 
-__all__ = ["simulate", "simulate_cached", "generate", "open_store", "load_split", "SPLITS",
+__all__ = ["simulate", "simulate_cached", "generate", "generate_cached", "open_store",
+           "load_split", "SPLITS",
            "split_of", "store_path", "prior_extras"]
 
 #: Split codes stored in the ``split`` variable.
@@ -219,7 +220,7 @@ def _client(scheduler):
 
 def generate(path, prior, n, seed, periods=None, grid=None, chunk_size=1000, n_jobs=1,
              scheduler=None, max_redraws=10, fractions=(0.8, 0.1, 0.1), dc=DEFAULT_DC,
-             progress=True):
+             reuse=(), progress=True):
     """Generate (or resume) a data set of models and dispersion curves on disk.
 
     Parameters
@@ -251,6 +252,15 @@ def generate(path, prior, n, seed, periods=None, grid=None, chunk_size=1000, n_j
         Train, validation and test fractions (see :func:`split_of`).
     dc : float
         Root-search step (km/s).
+    reuse : sequence of str or Path
+        Other stores to copy finished chunks from instead of recomputing them.
+        A store is used only if it was made with the same settings except ``n``
+        (prior, seed, periods, grid, chunk size, redraw budget, fractions, dc)
+        and the same package versions; then its chunk ``k`` holds exactly the
+        models this store's chunk ``k`` would hold (model ``i`` depends on
+        ``(seed, i)`` only), and is copied when it covers the same indices.
+        Other stores are ignored. The number of copied chunks is recorded in
+        the attribute ``copied_chunks``.
     progress : bool
         Show a progress bar with the rate and an ETA.
 
@@ -293,6 +303,10 @@ def generate(path, prior, n, seed, periods=None, grid=None, chunk_size=1000, n_j
 
     group = zarr.open_group(str(path), mode="r+")
     done = np.asarray(group["done"][:])
+    copied = _copy_chunks(group, done, config, [Path(other) for other in reuse if
+                                                Path(other) != path])
+    if copied:
+        group.attrs["copied_chunks"] = int(group.attrs.get("copied_chunks", 0)) + copied
     pending = [(k * chunk_size, min((k + 1) * chunk_size, n))
                for k in np.flatnonzero(~done)]
     tasks = [(start, stop, prior, seed, periods, grid.n_nodes, grid.spacing, dc, max_redraws)
@@ -328,6 +342,46 @@ def generate(path, prior, n, seed, periods=None, grid=None, chunk_size=1000, n_j
         "completed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     })
     return open_store(path)
+
+
+#: Per-sample variables written chunk by chunk (the split is written up front).
+_CHUNK_VARIABLES = ("velocity_p", "velocity_s", "density", "phase_velocity", "attempts",
+                    "failed")
+
+
+def _copy_chunks(group, done, config, sources):
+    """Fill pending chunks of ``group`` from compatible stores; return how many.
+
+    ``done`` (the chunk flags) is updated in place. A chunk is marked done only
+    after its data are written, as in :func:`generate`.
+    """
+    n, size = config["n"], config["chunk_size"]
+    wanted = json.loads(json.dumps(config))
+    versions = provenance()["versions"]
+    copied = 0
+    for source_path in sources:
+        if done.all():
+            break
+        try:
+            source = zarr.open_group(str(source_path), mode="r")
+        except FileNotFoundError:
+            continue
+        stored = json.loads(source.attrs.get("config", "{}"))
+        if ("n" not in stored or {**stored, "n": n} != wanted
+                or source.attrs.get("versions") != versions):
+            continue
+        source_done = np.asarray(source["done"][:])
+        for k in np.flatnonzero(~done):
+            start, stop = k * size, min((k + 1) * size, n)
+            if (k >= source_done.size or not source_done[k]
+                    or min((k + 1) * size, stored["n"]) != stop):
+                continue
+            for name in _CHUNK_VARIABLES:
+                group[name][start:stop] = source[name][start:stop]
+            group["done"][k] = True
+            done[k] = True
+            copied += 1
+    return copied
 
 
 def _run(tasks, n_jobs, client):
@@ -428,6 +482,36 @@ def prior_extras(store, samples):
                 {"units": units, "long_name": long_name})
          for name, (units, long_name) in extras.items()},
         coords={"sample": samples})
+
+
+def generate_cached(cache_dir, prior, n, seed, **kwargs):
+    """The book's data store for ``(prior, n, seed)``, generated once.
+
+    The store lives at :func:`store_path`. Finished chunks of the other stores
+    there of the same prior and seed (another ``n``) are copied rather than
+    recomputed (see ``reuse`` in :func:`generate`).
+
+    Parameters
+    ----------
+    cache_dir : str or Path
+        Cache root.
+    prior : str
+        Registered prior name.
+    n, seed : int
+        Number of models and base seed.
+    **kwargs
+        Passed to :func:`generate`; the book's defaults are ``chunk_size=500``
+        and ``progress=False``.
+
+    Returns
+    -------
+    xarray.Dataset
+        The store, opened lazily.
+    """
+    path = store_path(cache_dir, prior, n, seed)
+    siblings = sorted(other for other in path.parent.glob(f"{prior}-*.zarr") if other != path)
+    kwargs = {"chunk_size": 500, "progress": False, **kwargs}
+    return generate(path, prior, n, seed, reuse=siblings, **kwargs)
 
 
 def store_path(cache_dir, prior, n, seed):

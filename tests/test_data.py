@@ -91,6 +91,62 @@ def test_dask_cluster_equals_serial(tmp_path, serial):
         assert np.array_equal(clustered[name].values, values, equal_nan=True), name
 
 
+def _count_computed_chunks(monkeypatch):
+    calls = []
+    original = data._chunk_worker
+
+    def counting(task):
+        calls.append(task[0])
+        return original(task)
+
+    monkeypatch.setattr(data, "_chunk_worker", counting)
+    return calls
+
+
+def test_reused_chunks_equal_a_fresh_run(tmp_path, serial, monkeypatch):
+    """Chunks copied from a smaller or larger store give exactly a fresh run's data."""
+    small = tmp_path / "small.zarr"
+    data.generate(small, **SETTINGS)  # 24 models: three full chunks of 8
+    fresh = data.generate(tmp_path / "fresh.zarr", **{**SETTINGS, "n": 36})
+    calls = _count_computed_chunks(monkeypatch)
+    grown = data.generate(tmp_path / "grown.zarr", **{**SETTINGS, "n": 36}, reuse=[small])
+    assert calls == [24, 32] and grown.attrs["copied_chunks"] == 3
+    for name, values in _values(fresh).items():
+        assert np.array_equal(grown[name].values, values, equal_nan=True), name
+    # From the larger store: chunk [16, 20) is not a whole chunk of it, so it is computed.
+    calls.clear()
+    shrunk = data.generate(tmp_path / "shrunk.zarr", **{**SETTINGS, "n": 20},
+                           reuse=[tmp_path / "grown.zarr"])
+    assert calls == [16] and shrunk.attrs["copied_chunks"] == 2
+    for name, values in _values(serial).items():
+        assert np.array_equal(shrunk[name].values, values[:20], equal_nan=True), name
+
+
+@pytest.mark.parametrize("other", [{"seed": 1}, {"chunk_size": 12}, {"prior": "weak"},
+                                   {"periods": PERIODS[:3]}])
+def test_stores_with_other_settings_are_not_reused(tmp_path, monkeypatch, other):
+    """Only a store with the same settings except n is copied from."""
+    source = tmp_path / "other.zarr"
+    data.generate(source, **{**SETTINGS, "n": 16, **other})
+    calls = _count_computed_chunks(monkeypatch)
+    store = data.generate(tmp_path / "new.zarr", **{**SETTINGS, "n": 16},
+                          reuse=[source, tmp_path / "missing.zarr"])
+    assert calls == [0, 8] and "copied_chunks" not in store.attrs
+
+
+def test_generate_cached_finds_the_store_of_another_size(tmp_path, monkeypatch):
+    """The book's stores of one prior and seed share their common chunks."""
+    settings = {"periods": PERIODS, "grid": GRID, "chunk_size": 8}
+    first = data.generate_cached(tmp_path, "strong", 16, 2026, **settings)
+    data.generate_cached(tmp_path, "strong-corrected", 16, 2026, **settings)
+    calls = _count_computed_chunks(monkeypatch)
+    second = data.generate_cached(tmp_path, "strong", 20, 2026, **settings)
+    assert calls == [16] and second.attrs["copied_chunks"] == 2
+    assert np.array_equal(second.velocity_s.values[:16], first.velocity_s.values)
+    assert data.generate_cached(tmp_path, "strong", 20, 2026, **settings).sizes["sample"] == 20
+    assert calls == [16]
+
+
 def test_other_settings_on_an_existing_store_are_refused(tmp_path):
     """Resuming a store with different settings raises instead of mixing data."""
     path = tmp_path / "a.zarr"
@@ -150,3 +206,22 @@ def test_prior_extras_are_redrawn_from_seed_index_and_attempt(serial):
                                  attempt=int(serial.attempts.values[i]))
         assert extras.moho_depth.sel(sample=i) == pytest.approx(float(expected.moho_depth[0]))
     assert extras.moho_depth.attrs["units"] == "km"
+
+
+def test_command_line_grows_a_store(tmp_path, capsys):
+    """`kernels generate --reuse` copies the finished chunks of a smaller store."""
+    import json
+
+    from kernels import cli
+
+    small, large = tmp_path / "small.zarr", tmp_path / "large.zarr"
+    common = ["generate", "--prior", "weak", "--seed", "3", "--chunk-size", "1", "--quiet"]
+    assert cli.main([*common, "--n", "2", "--out", str(small)]) == 0
+    capsys.readouterr()
+    assert cli.main([*common, "--n", "3", "--out", str(large), "--reuse", str(small)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["models"] == 3 and report["copied_chunks"] == 2
+    assert np.array_equal(data.open_store(large).velocity_s.values[:2],
+                          data.open_store(small).velocity_s.values)
+    assert cli.main([*common, "--n", "0", "--out", str(tmp_path / "bad.zarr")]) == 2
+    assert "n must be an integer >= 1, got 0" in capsys.readouterr().err
