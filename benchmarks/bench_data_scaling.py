@@ -25,7 +25,7 @@ import pandas as pd
 import xarray as xr
 import yaml
 
-from kernels.data import generate, load_split, store_path
+from kernels.data import generate_cached, load_split
 from kernels.surrogate import Surrogate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +46,9 @@ def main():
     p = yaml.safe_load((ROOT / "book" / "params" / "default.yml").read_text())["parameters"]
 
     def store(n, seed):
-        return generate(store_path(args.cache_dir, args.prior, n, seed), args.prior, n, seed,
-                        chunk_size=min(1000, n), n_jobs=args.n_jobs, progress=True)
+        # the book's stores: shared with (and partly copied from) the book's cache
+        return generate_cached(args.cache_dir, args.prior, n, seed, n_jobs=args.n_jobs,
+                               progress=True)
 
     main_store = store(args.n, SEED)
     train = load_split(main_store, "train")

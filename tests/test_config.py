@@ -1,5 +1,6 @@
 """Tests of kernels.config and of the book's parameter profiles."""
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -90,9 +91,12 @@ def test_profiles_build_valid_configs(profile):
                                               **{name: params[name] for name in names})
     assert surrogate_config.architecture == ("transformer" if profile == "paper"
                                              else "basis-mlp")
+    # the strong prior's larger data set (chapters 3, 5 and 7) is never smaller
+    assert dataclasses.replace(surrogate_config, n_data=params["n_data_strong"]).n_data \
+        >= surrogate_config.n_data
     params = run_notebook.load_profile(profile, "07-inversion")
-    InversionChapterConfig(**{name: params[name] for name in (
-        "n_data", "seed", "n_targets", "noise_sigma", "damping", "smoothing", "max_iter",
+    InversionChapterConfig(n_data=params["n_data_strong"], **{name: params[name] for name in (
+        "seed", "n_targets", "noise_sigma", "damping", "smoothing", "max_iter",
         "adam_steps", "n_calibration", "n_calibration_physics", "n_jobs")}, profile=profile)
     params = run_notebook.load_profile(profile, "05-prior-artifacts")
     ArtifactsChapterConfig(profile=profile, n_eval_models=params["n_eval_models"],
