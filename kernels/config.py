@@ -352,7 +352,11 @@ class ArtifactsChapterConfig(_ChapterConfig):
     n_eval_models : int
         Held-out test models per prior on which kernels are compared.
     n_data : int
-        Models per prior data set (as in the surrogate chapter).
+        Models per prior data set (the surrogate chapter's size for every
+        prior but the strong one); the priors are compared at this size.
+    n_data_strong : int
+        The surrogate chapter's strong-prior data set, at least ``n_data``; its
+        surrogate is compared with the strong surrogate trained on ``n_data``.
     seed : int
         Base seed of the data sets.
     n_jobs : int
@@ -367,6 +371,7 @@ class ArtifactsChapterConfig(_ChapterConfig):
     profile: str = "default"
     n_eval_models: int = 200
     n_data: int = 20000
+    n_data_strong: int = 70000
     seed: int = 2026
     n_jobs: int = 2
     remedy: str = "strong-decorrelated"
@@ -376,6 +381,10 @@ class ArtifactsChapterConfig(_ChapterConfig):
         object.__setattr__(self, "n_components", tuple(int(k) for k in self.n_components))
         _check_positive_int("n_eval_models", self.n_eval_models)
         _check_positive_int("n_data", self.n_data)
+        _check_positive_int("n_data_strong", self.n_data_strong)
+        if self.n_data_strong < self.n_data:
+            raise ValueError(f"n_data_strong ({self.n_data_strong}) must be at least n_data "
+                             f"({self.n_data}): it is the larger strong-prior data set.")
         _check_positive_int("seed", self.seed, minimum=0)
         _check_jobs(self.n_jobs)
         if not self.n_components or min(self.n_components) < 1:
@@ -411,7 +420,7 @@ class InversionChapterConfig(_ChapterConfig):
     """
 
     profile: str = "default"
-    n_data: int = 20000
+    n_data: int = 70000
     seed: int = 2026
     n_targets: int = 4
     noise_sigma: float = 0.01

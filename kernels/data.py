@@ -18,6 +18,7 @@ import json
 import multiprocessing
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -252,15 +253,16 @@ def generate(path, prior, n, seed, periods=None, grid=None, chunk_size=1000, n_j
         Train, validation and test fractions (see :func:`split_of`).
     dc : float
         Root-search step (km/s).
-    reuse : sequence of str or Path
+    reuse : str, Path or sequence of them
         Other stores to copy finished chunks from instead of recomputing them.
         A store is used only if it was made with the same settings except ``n``
         (prior, seed, periods, grid, chunk size, redraw budget, fractions, dc)
-        and the same package versions; then its chunk ``k`` holds exactly the
-        models this store's chunk ``k`` would hold (model ``i`` depends on
-        ``(seed, i)`` only), and is copied when it covers the same indices.
-        Other stores are ignored. The number of copied chunks is recorded in
-        the attribute ``copied_chunks``.
+        and the same package versions; then its chunk ``k`` holds the models
+        this store's chunk ``k`` would hold (model ``i`` depends on ``(seed, i)``
+        only, and the solver is deterministic on one platform), and is copied
+        when it is finished and holds all of them. Other stores are skipped
+        with a warning. The number of copied chunks is recorded in the
+        attribute ``copied_chunks``.
     progress : bool
         Show a progress bar with the rate and an ETA.
 
@@ -303,12 +305,13 @@ def generate(path, prior, n, seed, periods=None, grid=None, chunk_size=1000, n_j
 
     group = zarr.open_group(str(path), mode="r+")
     done = np.asarray(group["done"][:])
+    if isinstance(reuse, str | os.PathLike):
+        reuse = [reuse]
     copied = _copy_chunks(group, done, config, [Path(other) for other in reuse if
-                                                Path(other) != path])
+                                                Path(other).resolve() != path.resolve()])
     if copied:
         group.attrs["copied_chunks"] = int(group.attrs.get("copied_chunks", 0)) + copied
-    pending = [(k * chunk_size, min((k + 1) * chunk_size, n))
-               for k in np.flatnonzero(~done)]
+    pending = [_chunk_bounds(k, chunk_size, n) for k in np.flatnonzero(~done)]
     tasks = [(start, stop, prior, seed, periods, grid.n_nodes, grid.spacing, dc, max_redraws)
              for start, stop in pending]
     bar = tqdm(total=n, initial=n - sum(b - a for a, b in pending), disable=not progress,
@@ -349,11 +352,31 @@ _CHUNK_VARIABLES = ("velocity_p", "velocity_s", "density", "phase_velocity", "at
                     "failed")
 
 
+def _chunk_bounds(k, chunk_size, n):
+    """Model indices ``[start, stop)`` of chunk ``k``."""
+    return k * chunk_size, min((k + 1) * chunk_size, n)
+
+
+def _reuse_refusal(source, wanted, versions):
+    """Why the zarr group ``source`` cannot be copied from, or None if it can."""
+    stored = json.loads(source.attrs.get("config", "{}"))
+    if "n" not in stored or "done" not in source:
+        return "it is not a data store made by generate()"
+    differing = sorted(key for key in set(stored) | set(wanted) if key != "n"
+                       and stored.get(key) != wanted.get(key))
+    if differing:
+        return f"its settings differ in {differing}"
+    if source.attrs.get("versions") != versions:
+        return "it was made with other package versions"
+    return None
+
+
 def _copy_chunks(group, done, config, sources):
     """Fill pending chunks of ``group`` from compatible stores; return how many.
 
     ``done`` (the chunk flags) is updated in place. A chunk is marked done only
-    after its data are written, as in :func:`generate`.
+    after its data are written, as in :func:`generate`. A source that cannot be
+    used is skipped with a warning that says why.
     """
     n, size = config["n"], config["chunk_size"]
     wanted = json.loads(json.dumps(config))
@@ -364,17 +387,20 @@ def _copy_chunks(group, done, config, sources):
             break
         try:
             source = zarr.open_group(str(source_path), mode="r")
-        except FileNotFoundError:
+        except FileNotFoundError:  # zarr's GroupNotFoundError included
+            warnings.warn(f"not reusing {source_path}: no zarr store there", stacklevel=3)
             continue
-        stored = json.loads(source.attrs.get("config", "{}"))
-        if ("n" not in stored or {**stored, "n": n} != wanted
-                or source.attrs.get("versions") != versions):
+        refusal = _reuse_refusal(source, wanted, versions)
+        if refusal:
+            warnings.warn(f"not reusing {source_path}: {refusal}", stacklevel=3)
             continue
+        source_n = json.loads(source.attrs["config"])["n"]
         source_done = np.asarray(source["done"][:])
         for k in np.flatnonzero(~done):
-            start, stop = k * size, min((k + 1) * size, n)
+            start, stop = _chunk_bounds(k, size, n)
+            # The source's chunk k must be finished and hold every model of ours.
             if (k >= source_done.size or not source_done[k]
-                    or min((k + 1) * size, stored["n"]) != stop):
+                    or _chunk_bounds(k, size, source_n)[1] < stop):
                 continue
             for name in _CHUNK_VARIABLES:
                 group[name][start:stop] = source[name][start:stop]
@@ -501,7 +527,8 @@ def generate_cached(cache_dir, prior, n, seed, **kwargs):
         Number of models and base seed.
     **kwargs
         Passed to :func:`generate`; the book's defaults are ``chunk_size=500``
-        and ``progress=False``.
+        and ``progress=False``. Stores given as ``reuse`` are tried after the
+        siblings.
 
     Returns
     -------
@@ -509,9 +536,17 @@ def generate_cached(cache_dir, prior, n, seed, **kwargs):
         The store, opened lazily.
     """
     path = store_path(cache_dir, prior, n, seed)
-    siblings = sorted(other for other in path.parent.glob(f"{prior}-*.zarr") if other != path)
-    kwargs = {"chunk_size": 500, "progress": False, **kwargs}
-    return generate(path, prior, n, seed, reuse=siblings, **kwargs)
+    # store_path names are "<prior>-<n>-<hash>.zarr"; a digit after the prior
+    # keeps "strong-corrected-..." out of the strong prior's siblings.
+    siblings = sorted(other for other in path.parent.glob(f"{prior}-[0-9]*-*.zarr")
+                      if other != path)
+    extra = kwargs.pop("reuse", ())
+    extra = [extra] if isinstance(extra, str | os.PathLike) else list(extra)
+    kwargs = {"chunk_size": 500, "progress": False, "reuse": siblings + extra, **kwargs}
+    with warnings.catch_warnings():
+        # Stores of another seed or an older version are expected in a cache.
+        warnings.filterwarnings("ignore", message="not reusing", category=UserWarning)
+        return generate(path, prior, n, seed, **kwargs)
 
 
 def store_path(cache_dir, prior, n, seed):

@@ -91,16 +91,19 @@ def test_profiles_build_valid_configs(profile):
                                               **{name: params[name] for name in names})
     assert surrogate_config.architecture == ("transformer" if profile == "paper"
                                              else "basis-mlp")
-    # the strong prior's larger data set (chapters 3, 5 and 7) is never smaller
-    assert dataclasses.replace(surrogate_config, n_data=params["n_data_strong"]).n_data \
-        >= surrogate_config.n_data
+    # chapters 3, 5 and 7 share the strong prior's data set (and its cached surrogate)
+    strong_sizes = {stem: run_notebook.load_profile(profile, stem)["n_data_strong"]
+                    for stem in ("03-surrogate-training", "05-prior-artifacts", "07-inversion")}
+    assert len(set(strong_sizes.values())) == 1, strong_sizes
+    dataclasses.replace(surrogate_config, n_data=params["n_data_strong"])  # validates
     params = run_notebook.load_profile(profile, "07-inversion")
     InversionChapterConfig(n_data=params["n_data_strong"], **{name: params[name] for name in (
         "seed", "n_targets", "noise_sigma", "damping", "smoothing", "max_iter",
         "adam_steps", "n_calibration", "n_calibration_physics", "n_jobs")}, profile=profile)
     params = run_notebook.load_profile(profile, "05-prior-artifacts")
     ArtifactsChapterConfig(profile=profile, n_eval_models=params["n_eval_models"],
-                           n_data=params["n_data"], seed=params["seed"], n_jobs=params["n_jobs"])
+                           n_data=params["n_data"], n_data_strong=params["n_data_strong"],
+                           seed=params["seed"], n_jobs=params["n_jobs"])
     params = run_notebook.load_profile(profile, "04-kernel-emergence")
     EmergenceChapterConfig(profile=profile, n_eval_models=params["n_eval_models"],
                            n_data=params["n_data"], seed=params["seed"],
@@ -158,6 +161,7 @@ def test_emergence_config_needs_enough_test_models():
         ({"n_eval_models": 300, "n_data": 2000}, r"n_eval_models \(300\) exceeds the test split"),
         ({"n_components": (0, 5)}, r"n_components must be positive integers"),
         ({"n_jobs": 0}, r"n_jobs must be an integer >= 1, got 0"),
+        ({"n_data_strong": 1000}, r"n_data_strong \(1000\) must be at least n_data \(20000\)"),
     ],
 )
 def test_bad_artifacts_config_is_rejected(kwargs, match):

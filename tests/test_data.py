@@ -1,12 +1,15 @@
 """Tests of kernels.data: cached simulation and the resumable, distributed generator."""
 
+import json
+import re
+
 import numpy as np
 import pytest
 import xarray as xr
 import zarr
 from numpy.testing import assert_allclose
 
-from kernels import data, priors
+from kernels import cli, data, priors
 from kernels.config import Grid
 
 PERIODS = np.array([2.0, 10.0, 40.0, 60.0])
@@ -109,42 +112,75 @@ def test_reused_chunks_equal_a_fresh_run(tmp_path, serial, monkeypatch):
     data.generate(small, **SETTINGS)  # 24 models: three full chunks of 8
     fresh = data.generate(tmp_path / "fresh.zarr", **{**SETTINGS, "n": 36})
     calls = _count_computed_chunks(monkeypatch)
-    grown = data.generate(tmp_path / "grown.zarr", **{**SETTINGS, "n": 36}, reuse=[small])
+    grown = data.generate(tmp_path / "grown.zarr", **{**SETTINGS, "n": 36}, reuse=str(small))
     assert calls == [24, 32] and grown.attrs["copied_chunks"] == 3
     for name, values in _values(fresh).items():
         assert np.array_equal(grown[name].values, values, equal_nan=True), name
-    # From the larger store: chunk [16, 20) is not a whole chunk of it, so it is computed.
+    # From the larger store, including our last, shorter chunk [16, 20).
     calls.clear()
     shrunk = data.generate(tmp_path / "shrunk.zarr", **{**SETTINGS, "n": 20},
                            reuse=[tmp_path / "grown.zarr"])
-    assert calls == [16] and shrunk.attrs["copied_chunks"] == 2
+    assert calls == [] and shrunk.attrs["copied_chunks"] == 3
     for name, values in _values(serial).items():
         assert np.array_equal(shrunk[name].values, values[:20], equal_nan=True), name
+    # Back again: the source's short chunk [16, 20) lacks models 20-23 of ours.
+    calls.clear()
+    regrown = data.generate(tmp_path / "regrown.zarr", **SETTINGS, reuse=[tmp_path / "shrunk.zarr"])
+    assert calls == [16] and regrown.attrs["copied_chunks"] == 2
+    for name, values in _values(serial).items():
+        assert np.array_equal(regrown[name].values, values, equal_nan=True), name
 
 
-@pytest.mark.parametrize("other", [{"seed": 1}, {"chunk_size": 12}, {"prior": "weak"},
-                                   {"periods": PERIODS[:3]}])
-def test_stores_with_other_settings_are_not_reused(tmp_path, monkeypatch, other):
-    """Only a store with the same settings except n is copied from."""
-    source = tmp_path / "other.zarr"
-    data.generate(source, **{**SETTINGS, "n": 16, **other})
+def test_unfinished_source_chunks_are_not_copied(tmp_path, serial, monkeypatch):
+    """A chunk its own store has not marked done is recomputed, whatever it holds."""
+    source = tmp_path / "source.zarr"
+    data.generate(source, **SETTINGS)
+    group = zarr.open_group(str(source), mode="r+")
+    group["velocity_s"][8:16] = -1.0  # as if a write had been interrupted
+    group["done"][1] = False
     calls = _count_computed_chunks(monkeypatch)
-    store = data.generate(tmp_path / "new.zarr", **{**SETTINGS, "n": 16},
-                          reuse=[source, tmp_path / "missing.zarr"])
+    store = data.generate(tmp_path / "new.zarr", **SETTINGS, reuse=[source])
+    assert calls == [8] and store.attrs["copied_chunks"] == 2
+    for name, values in _values(serial).items():
+        assert np.array_equal(store[name].values, values, equal_nan=True), name
+
+
+@pytest.mark.parametrize(("other", "reason"), [
+    ({"seed": 1}, r"its settings differ in \['seed'\]"),
+    ({"chunk_size": 12}, r"its settings differ in \['chunk_size'\]"),
+    ({"prior": "weak"}, r"its settings differ in \['prior'\]"),
+    ({"periods": PERIODS[:3]}, r"its settings differ in \['periods'\]"),
+    ({"versions": True}, r"it was made with other package versions"),
+])
+def test_stores_with_other_settings_are_not_reused(tmp_path, monkeypatch, other, reason):
+    """Only a store with the same settings and versions, except n, is copied from."""
+    source = tmp_path / "other.zarr"
+    data.generate(source, **{**SETTINGS, "n": 16,
+                             **{k: v for k, v in other.items() if k != "versions"}})
+    if "versions" in other:
+        zarr.open_group(str(source), mode="r+").attrs["versions"] = '{"disba": "0.0"}'
+    calls = _count_computed_chunks(monkeypatch)
+    with pytest.warns(UserWarning) as caught:
+        store = data.generate(tmp_path / "new.zarr", **{**SETTINGS, "n": 16},
+                              reuse=[source, tmp_path / "missing.zarr"])
     assert calls == [0, 8] and "copied_chunks" not in store.attrs
+    messages = [str(w.message) for w in caught]
+    assert re.search(f"not reusing .*other.zarr: {reason}", messages[0]), messages
+    assert re.search("not reusing .*missing.zarr: no zarr store there", messages[1]), messages
 
 
 def test_generate_cached_finds_the_store_of_another_size(tmp_path, monkeypatch):
-    """The book's stores of one prior and seed share their common chunks."""
+    """The book's stores of one prior and seed share their common chunks, no others."""
     settings = {"periods": PERIODS, "grid": GRID, "chunk_size": 8}
+    # Another prior whose name extends this one's, covering every chunk asked for below.
+    data.generate_cached(tmp_path, "strong-corrected", 24, 2026, **settings)
     first = data.generate_cached(tmp_path, "strong", 16, 2026, **settings)
-    data.generate_cached(tmp_path, "strong-corrected", 16, 2026, **settings)
     calls = _count_computed_chunks(monkeypatch)
     second = data.generate_cached(tmp_path, "strong", 20, 2026, **settings)
     assert calls == [16] and second.attrs["copied_chunks"] == 2
     assert np.array_equal(second.velocity_s.values[:16], first.velocity_s.values)
-    assert data.generate_cached(tmp_path, "strong", 20, 2026, **settings).sizes["sample"] == 20
-    assert calls == [16]
+    again = data.generate_cached(tmp_path, "strong", 20, 2026, **settings)
+    assert calls == [16] and again.attrs["copied_chunks"] == 2  # done flags were kept
 
 
 def test_other_settings_on_an_existing_store_are_refused(tmp_path):
@@ -210,9 +246,6 @@ def test_prior_extras_are_redrawn_from_seed_index_and_attempt(serial):
 
 def test_command_line_grows_a_store(tmp_path, capsys):
     """`kernels generate --reuse` copies the finished chunks of a smaller store."""
-    import json
-
-    from kernels import cli
 
     small, large = tmp_path / "small.zarr", tmp_path / "large.zarr"
     common = ["generate", "--prior", "weak", "--seed", "3", "--chunk-size", "1", "--quiet"]
