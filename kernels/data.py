@@ -287,9 +287,10 @@ def generate(path, prior, n, seed, periods=None, grid=None, chunk_size=1000, n_j
               "n_nodes": grid.n_nodes, "spacing": grid.spacing, "chunk_size": int(chunk_size),
               "max_redraws": int(max_redraws), "fractions": list(fractions), "dc": dc}
     sample(prior, 1, seed, grid=grid)  # validates prior and seed before any writing
+    as_stored = json.loads(json.dumps(config))  # the config as a store's attrs give it back
     if path.exists():
         stored = json.loads(zarr.open_group(str(path), mode="r").attrs.get("config", "{}"))
-        if stored != json.loads(json.dumps(config)):
+        if stored != as_stored:
             raise ValueError(
                 f"{path} holds a data set made with other settings ({stored}); remove it or "
                 f"choose another path to generate {config}."
@@ -307,8 +308,8 @@ def generate(path, prior, n, seed, periods=None, grid=None, chunk_size=1000, n_j
     done = np.asarray(group["done"][:])
     if isinstance(reuse, str | os.PathLike):
         reuse = [reuse]
-    copied = _copy_chunks(group, done, config, [Path(other) for other in reuse if
-                                                Path(other).resolve() != path.resolve()])
+    copied = _copy_chunks(group, done, as_stored, [Path(other) for other in reuse if
+                                                   Path(other).resolve() != path.resolve()])
     if copied:
         group.attrs["copied_chunks"] = int(group.attrs.get("copied_chunks", 0)) + copied
     pending = [_chunk_bounds(k, chunk_size, n) for k in np.flatnonzero(~done)]
@@ -357,9 +358,8 @@ def _chunk_bounds(k, chunk_size, n):
     return k * chunk_size, min((k + 1) * chunk_size, n)
 
 
-def _reuse_refusal(source, wanted, versions):
-    """Why the zarr group ``source`` cannot be copied from, or None if it can."""
-    stored = json.loads(source.attrs.get("config", "{}"))
+def _reuse_refusal(source, stored, wanted, versions):
+    """Why the zarr group ``source`` (settings ``stored``) cannot be copied from, or None."""
     if "n" not in stored or "done" not in source:
         return "it is not a data store made by generate()"
     differing = sorted(key for key in set(stored) | set(wanted) if key != "n"
@@ -371,15 +371,15 @@ def _reuse_refusal(source, wanted, versions):
     return None
 
 
-def _copy_chunks(group, done, config, sources):
+def _copy_chunks(group, done, wanted, sources):
     """Fill pending chunks of ``group`` from compatible stores; return how many.
 
-    ``done`` (the chunk flags) is updated in place. A chunk is marked done only
-    after its data are written, as in :func:`generate`. A source that cannot be
-    used is skipped with a warning that says why.
+    ``wanted`` is this store's config as stored; ``done`` (the chunk flags) is
+    updated in place. A chunk is marked done only after its data are written,
+    as in :func:`generate`. A source that cannot be used is skipped with a
+    warning that says why.
     """
-    n, size = config["n"], config["chunk_size"]
-    wanted = json.loads(json.dumps(config))
+    n, size = wanted["n"], wanted["chunk_size"]
     versions = provenance()["versions"]
     copied = 0
     for source_path in sources:
@@ -390,17 +390,17 @@ def _copy_chunks(group, done, config, sources):
         except FileNotFoundError:  # zarr's GroupNotFoundError included
             warnings.warn(f"not reusing {source_path}: no zarr store there", stacklevel=3)
             continue
-        refusal = _reuse_refusal(source, wanted, versions)
+        stored = json.loads(source.attrs.get("config", "{}"))
+        refusal = _reuse_refusal(source, stored, wanted, versions)
         if refusal:
             warnings.warn(f"not reusing {source_path}: {refusal}", stacklevel=3)
             continue
-        source_n = json.loads(source.attrs["config"])["n"]
         source_done = np.asarray(source["done"][:])
         for k in np.flatnonzero(~done):
             start, stop = _chunk_bounds(k, size, n)
             # The source's chunk k must be finished and hold every model of ours.
             if (k >= source_done.size or not source_done[k]
-                    or _chunk_bounds(k, size, source_n)[1] < stop):
+                    or _chunk_bounds(k, size, stored["n"])[1] < stop):
                 continue
             for name in _CHUNK_VARIABLES:
                 group[name][start:stop] = source[name][start:stop]
@@ -526,9 +526,8 @@ def generate_cached(cache_dir, prior, n, seed, **kwargs):
     n, seed : int
         Number of models and base seed.
     **kwargs
-        Passed to :func:`generate`; the book's defaults are ``chunk_size=500``
-        and ``progress=False``. Stores given as ``reuse`` are tried after the
-        siblings.
+        Passed to :func:`generate` (but ``reuse``, set here); the book's
+        defaults are ``chunk_size=500`` and ``progress=False``.
 
     Returns
     -------
@@ -540,13 +539,11 @@ def generate_cached(cache_dir, prior, n, seed, **kwargs):
     # keeps "strong-corrected-..." out of the strong prior's siblings.
     siblings = sorted(other for other in path.parent.glob(f"{prior}-[0-9]*-*.zarr")
                       if other != path)
-    extra = kwargs.pop("reuse", ())
-    extra = [extra] if isinstance(extra, str | os.PathLike) else list(extra)
-    kwargs = {"chunk_size": 500, "progress": False, "reuse": siblings + extra, **kwargs}
+    kwargs = {"chunk_size": 500, "progress": False, **kwargs}
     with warnings.catch_warnings():
         # Stores of another seed or an older version are expected in a cache.
         warnings.filterwarnings("ignore", message="not reusing", category=UserWarning)
-        return generate(path, prior, n, seed, **kwargs)
+        return generate(path, prior, n, seed, reuse=siblings, **kwargs)
 
 
 def store_path(cache_dir, prior, n, seed):
