@@ -156,6 +156,11 @@ def secular_function(phase_velocity, period, thickness, velocity_p, velocity_s, 
     return (sign * wedge * half_space[:, list(_COMPLEMENT)]).sum(-1)
 
 
+#: Largest relative move of a root by the Newton polish that is accepted
+#: (ten times the solver's bisection bracket of 1e-6 of c).
+POLISH_TOLERANCE = 1e-5
+
+
 def exact_kernels(phase_velocity, period, thickness, velocity_p, velocity_s, density, wave,
                   newton_steps=1):
     """Exact phase-velocity kernels of one model at its roots.
@@ -174,7 +179,8 @@ def exact_kernels(phase_velocity, period, thickness, velocity_p, velocity_s, den
     Returns
     -------
     phase_velocity : numpy.ndarray, shape (n_period,)
-        The polished roots.
+        The polished roots; NaN (and NaN kernels) where the polish moved the
+        root by more than :data:`POLISH_TOLERANCE` of c.
     kernels : dict of numpy.ndarray
         ``dc/dp`` (shape (n_period, n_layer)) for p in thickness, velocity_p,
         velocity_s, density (the half-space thickness kernel is exactly zero),
@@ -184,7 +190,8 @@ def exact_kernels(phase_velocity, period, thickness, velocity_p, velocity_s, den
     periods = torch.as_tensor(period, dtype=torch.float64)
     rows = [torch.tensor(np.tile(np.asarray(x, dtype=float), (n_period, 1)))
             for x in (thickness, velocity_p, velocity_s, density)]
-    c = torch.as_tensor(phase_velocity, dtype=torch.float64).clone()
+    start = torch.as_tensor(phase_velocity, dtype=torch.float64).clone()
+    c = start.clone()
     with torch.no_grad():
         for _ in range(newton_steps):
             # Secant-slope Newton step: two forward evaluations cost less than
@@ -194,6 +201,13 @@ def exact_kernels(phase_velocity, period, thickness, velocity_p, velocity_s, den
             F0 = secular_function(c, periods, *rows, wave)
             F1 = secular_function(c * (1 + eta), periods, *rows, wave)
             c = c - F0 * (c * eta) / (F1 - F0)
+    # The solver's root lies within its bracket, 1e-6 of c. A polishing step
+    # that moves it much farther has left that root (seen where two roots
+    # nearly meet, e.g. a mode guided by a deep low-velocity zone and the
+    # surface mode): the kernel would belong to another root than the curve.
+    # Such periods are refused (NaN; the caller flags them as failed).
+    left = ~(torch.abs(c - start) <= POLISH_TOLERANCE * start)
+    c = torch.where(left, torch.nan, c)
     leaves = [r.requires_grad_(True) for r in rows]
     trial = c.clone().requires_grad_(True)
     periods.requires_grad_(True)

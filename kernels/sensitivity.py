@@ -11,7 +11,10 @@ The root comes from disba (bisected to 1e-6 of c) and is polished by a Newton
 step on the same :math:`F`; :math:`F` is built from exact layer propagators
 (matrix exponentials; second compound matrices for Rayleigh waves) and one
 reverse-mode sweep through the layer products gives all four kernels of every
-layer at every period (see :mod:`kernels._secular`). The kernels are therefore
+layer at every period (see :mod:`kernels._secular`). A polishing step that moves
+the root by more than 1e-5 of c has left the solver's root (two roots nearly
+meet): that period is refused, NaN and flagged as failed, rather than given the
+kernel of another root. The kernels are therefore
 exact up to the root's precision and floating-point round-off: unlike a finite
 difference they carry no truncation error, and they satisfy the scaling sum
 rule :math:`\sum_i (h_i \partial_{h_i} c + \alpha_i \partial_{\alpha_i} c +
