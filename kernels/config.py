@@ -323,6 +323,14 @@ class EmergenceChapterConfig(_ChapterConfig):
     n_seeds : int
         Surrogates in the seed ensemble (initialisation seeds ``seed, seed+1, ...``;
         the first is the surrogate chapter's).
+    null_epochs : int
+        Largest number of epochs of the network trained on shuffled labels (a
+        baseline; its validation error stops improving within a few epochs).
+    direction_rms : float
+        Relative rms size of the prior-drawn perturbations of the
+        directional-derivative test.
+    fd_step : float
+        Central-difference step of the physics, as a multiple of a perturbation.
     """
 
     profile: str = "default"
@@ -331,10 +339,21 @@ class EmergenceChapterConfig(_ChapterConfig):
     seed: int = 2026
     n_jobs: int = 2
     n_seeds: int = 3
+    null_epochs: int = 40
+    direction_rms: float = 0.01
+    fd_step: float = 0.1
 
     def __post_init__(self):
         _check_positive_int("n_eval_models", self.n_eval_models)
         _check_positive_int("n_seeds", self.n_seeds)
+        _check_positive_int("null_epochs", self.null_epochs)
+        if self.n_eval_models < 2:
+            raise ValueError(f"n_eval_models must be at least 2 (the another-model baseline "
+                             f"pairs each model with another), got {self.n_eval_models}.")
+        for name in ("direction_rms", "fd_step"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0 < value <= 1):
+                raise ValueError(f"{name} must be a number in (0, 1], got {value!r}.")
         _check_positive_int("n_data", self.n_data)
         _check_positive_int("seed", self.seed, minimum=0)
         _check_jobs(self.n_jobs)
@@ -364,6 +383,9 @@ class ArtifactsChapterConfig(_ChapterConfig):
     remedy : str
         Registered prior whose surrogate is the mitigation (a decorrelated
         version of the strong prior).
+    ablation : str
+        Registered prior of the remedy's ablation (the same decorrelation with
+        Vs left as the strong prior draws it).
     n_components : tuple of int
         Sizes of the prior subspaces on which the artifact is predicted.
     """
@@ -375,6 +397,7 @@ class ArtifactsChapterConfig(_ChapterConfig):
     seed: int = 2026
     n_jobs: int = 2
     remedy: str = "strong-decorrelated"
+    ablation: str = "strong-decorrelated-vp-density"
     n_components: tuple = (5, 10, 20, 40, 80, 160, 320)
 
     def __post_init__(self):

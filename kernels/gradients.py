@@ -15,19 +15,48 @@ values). Two pairings:
     The authors' pairing: :math:`(V_S / c)\, J\, dz` for the surrogate against
     the raw :math:`K` for theory. The extra :math:`V_S(z)` weight on one side
     tilts the surrogate curve towards the fast, deep layers.
+
+**Baselines.** A kernel-agreement number means something only beside the number
+a method without the knowledge in question gets. Every baseline here returns
+raw dc/dVs in the layout of :meth:`kernels.surrogate.Surrogate.jacobian`,
+``(sample, wave, period, depth)``, so that it passes through exactly the same
+comparison as the surrogate:
+
+- :func:`prior_median_kernels`: the exact kernel of the training prior's
+  depth-wise median model, the same for every test model (knows the prior only);
+- :func:`another_model_kernels`: the exact kernel of another test model (a
+  fixed derangement: knows the physics, not the model);
+- a linear surrogate (:func:`kernels.surrogate.fit_ridge`) and the untrained or
+  label-shuffled network (:meth:`kernels.surrogate.Surrogate.initialise`,
+  :func:`shuffled_labels`) are surrogates themselves: their Jacobians are their kernels.
+
+**Directional derivatives.** For a model perturbation :math:`\delta m`, the
+test that matters for an inversion is whether :math:`J\,\delta m` is the change
+of the curve: :func:`directional_derivative` against the physics' central
+difference (:func:`physics_directional_derivative`), along perturbations drawn
+from the prior (:func:`prior_directions`) and localised ones (:func:`bump_directions`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import xarray as xr
 
-from .metrics import kernel_agreement
-from .priors import brocher_density, brocher_slope
-from .sensitivity import display_form
+from .config import WAVES
+from .forward import dispersion_curves
+from .io import model_dataset
+from .metrics import cosine_similarity, kernel_agreement, raw_kernel_error
+from .priors import density_slope
+from .sensitivity import display_form, kernel_dataset
 from .subspace import INPUTS, log_gradient
 
 __all__ = ["FORMS", "paired_display_forms", "surrogate_log_gradient", "theory_log_gradient",
-           "along_density_coupling", "channel_agreement", "project_onto_basis"]
+           "along_density_coupling", "channel_agreement", "project_onto_basis",
+           "prior_median_model", "prior_median_kernels", "another_model_kernels",
+           "shuffled_labels", "prior_directions", "bump_directions", "directional_derivative",
+           "physics_directional_derivative", "directional_error", "cached_theory",
+           "cached_prior_median", "cached_directional_reference", "emergence_scores",
+           "solver_noise_floor"]
 
 #: Pairings of learned and theoretical kernels.
 FORMS = ("matched", "authors")
@@ -87,7 +116,7 @@ def theory_log_gradient(kernels, models):
     return log_gradient({name: kernels[f"dc_d{name}"] for name in INPUTS}, models)
 
 
-def along_density_coupling(gradient, models):
+def along_density_coupling(gradient, models, prior=None):
     r"""The Vp kernel along Brocher's density coupling, :math:`g_{V_P} + \beta g_\rho`.
 
     In a prior whose density is Brocher's function of Vp, only this combination,
@@ -95,16 +124,31 @@ def along_density_coupling(gradient, models):
     Vp always comes with the matching change of density. The separate Vp and
     density gradients are not identifiable from such data; the combination is.
 
+    Where the prior's density law is clipped (the weak prior clips Vp at 8.5
+    km/s inside Brocher's law), density does not follow Vp and :math:`\beta = 0`
+    (:func:`kernels.priors.density_slope`).
+
     Parameters
     ----------
     gradient : xarray.DataArray
         Log-coordinate gradient with a ``channel`` dim.
     models : xarray.Dataset
         The models (their Vp sets :math:`\beta`).
+    prior : str, optional
+        The prior whose density law applies; ``models.attrs["prior"]`` by default.
+
+    Raises
+    ------
+    ValueError
+        If neither ``prior`` nor ``models.attrs["prior"]`` names a prior.
     """
+    prior = prior or models.attrs.get("prior")
+    if prior is None:
+        raise ValueError("along_density_coupling needs the prior whose density law applies: "
+                         "pass prior=... (the models carry no 'prior' attribute).")
     vp = models["velocity_p"]
-    beta = vp * brocher_slope(vp) / brocher_density(vp)
-    beta = beta.copy(data=np.asarray(beta))
+    density = models["density"]
+    beta = vp.copy(data=np.asarray(vp) * density_slope(vp.values, prior) / np.asarray(density))
     return (gradient.sel(channel="velocity_p", drop=True)
             + beta * gradient.sel(channel="density", drop=True))
 
@@ -163,3 +207,438 @@ def project_onto_basis(kernel, basis):
     values = np.einsum("ij,...j->...i", projector, np.nan_to_num(moved.values))
     values[np.isnan(moved.values).any(axis=-1)] = np.nan
     return moved.copy(data=values).transpose(*kernel.dims)
+
+
+# --------------------------------------------------------------------------
+# Baselines
+# --------------------------------------------------------------------------
+
+
+def prior_median_model(models):
+    """The depth-wise median model of a set of models (Vp, Vs and density medians).
+
+    Parameters
+    ----------
+    models : xarray.Dataset
+        Models on ``(sample, depth)``, e.g. a training split.
+
+    Returns
+    -------
+    xarray.Dataset
+        One model on ``(sample, depth)`` with a single sample.
+    """
+    if "sample" not in models.dims or models.sizes["sample"] == 0:
+        raise ValueError("prior_median_model needs models on a non-empty 'sample' dim.")
+    median = {name: models[name].median("sample").values[None]
+              for name in ("velocity_p", "velocity_s", "density")}
+    thickness = models["thickness"].isel(sample=0).values[None]
+    return model_dataset(models["depth"].values, thickness, median["velocity_p"],
+                         median["velocity_s"], median["density"],
+                         attrs={"baseline": "depth-wise median of the training models"})
+
+
+def _broadcast(kernel, samples):
+    """A kernel without a sample dim, repeated for each of ``samples``."""
+    return kernel.expand_dims(sample=np.asarray(samples)).copy()
+
+
+def _median_model_kernels(train, periods, waves=WAVES):
+    """Phase velocities and kernels of the median model, without a sample dim."""
+    median = prior_median_model(train)
+    keep = ["phase_velocity", "dc_dvelocity_s", "dc_dvelocity_p", "dc_ddensity"]
+    return kernel_dataset(median, periods, waves=waves).isel(sample=0, drop=True)[keep]
+
+
+def _broadcast_kernels(kernels, test):
+    out = xr.Dataset({name: _broadcast(kernels[name], test["sample"].values)
+                      for name in kernels.data_vars})
+    out.attrs = {"baseline": "prior-median: exact kernel of the training models' median model"}
+    return out.transpose("sample", "wave", "period", ...)
+
+
+def prior_median_kernels(train, test, periods, waves=WAVES):
+    """The prior-median baseline: one exact kernel, the same for every test model.
+
+    Parameters
+    ----------
+    train : xarray.Dataset
+        The models whose depth-wise median is taken (the training split).
+    test : xarray.Dataset
+        Test models (only their ``sample`` labels are used).
+    periods : array_like
+        Periods (s).
+    waves : sequence of str
+        Wave types.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``dc_dvelocity_s``, ``dc_dvelocity_p``, ``dc_ddensity`` and
+        ``phase_velocity`` of the median model, on ``(sample, wave, period[, depth])``
+        with the test models' sample labels.
+    """
+    return _broadcast_kernels(_median_model_kernels(train, periods, waves), test)
+
+
+def another_model_kernels(kernels, shift=1):
+    """The another-model baseline: each model gets the kernel of a different test model.
+
+    A cyclic shift of the samples by ``shift`` (a fixed derangement for
+    ``0 < shift < n``): the physics is exact, the model is the wrong one.
+
+    Parameters
+    ----------
+    kernels : xarray.Dataset or xarray.DataArray
+        Exact kernels on a ``sample`` dim.
+    shift : int
+        How far along the sample list the kernel is taken from.
+
+    Returns
+    -------
+    Same type as ``kernels``
+        With the original sample labels.
+    """
+    n = kernels.sizes["sample"]
+    if n < 2 or not 0 < shift % n:
+        raise ValueError(f"another_model_kernels needs at least 2 models and a shift that is "
+                         f"not a multiple of their number ({n}); got shift={shift}.")
+    labels = kernels["sample"].values
+    order = (np.arange(n) + shift) % n
+    moved = kernels.isel(sample=order).assign_coords(sample=labels)
+    if "failed" in moved.coords:
+        # A period is usable only where both the borrowed and the own kernel exist.
+        moved = moved.assign_coords(failed=moved["failed"] | kernels["failed"])
+    return moved
+
+
+def shuffled_labels(split, seed):
+    """A split whose dispersion curves are permuted across models (the labels shuffled).
+
+    A network trained on it sees the right inputs and the right curves, but no
+    relation between them: its Jacobian is what the architecture and the
+    training recipe produce without information.
+
+    Parameters
+    ----------
+    split : xarray.Dataset
+        Models and ``phase_velocity`` on ``sample``.
+    seed : int
+        Seed of the permutation.
+    """
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(split.sizes["sample"])
+    out = split.copy()
+    out["phase_velocity"] = split["phase_velocity"].copy(
+        data=split["phase_velocity"].values[order])
+    out.attrs = {**split.attrs, "labels": f"shuffled across models (seed {seed})"}
+    return out
+
+
+# --------------------------------------------------------------------------
+# Directional derivatives
+# --------------------------------------------------------------------------
+
+
+def _rms_relative(direction, velocity_s):
+    return np.sqrt(((direction / velocity_s) ** 2).mean("depth"))
+
+
+def prior_directions(models, others, rms=0.01):
+    """Perturbations of Vs drawn from the prior: the difference of two prior models.
+
+    ``delta Vs = Vs(other) - Vs(model)``, scaled per model so that its rms
+    relative size, ``rms(delta Vs / Vs)`` over depth, is ``rms``.
+
+    Parameters
+    ----------
+    models : xarray.Dataset
+        The models perturbed (``velocity_s`` on ``sample, depth``).
+    others : xarray.Dataset
+        As many other models of the same prior, paired by position.
+    rms : float
+        Relative rms size of each perturbation.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``delta Vs`` in km/s on ``(sample, depth)`` with the models' labels.
+    """
+    if models.sizes["sample"] != others.sizes["sample"]:
+        raise ValueError(f"need one other model per model: {models.sizes['sample']} models, "
+                         f"{others.sizes['sample']} others.")
+    if not rms > 0:
+        raise ValueError(f"rms must be positive, got {rms!r}.")
+    vs = models["velocity_s"]
+    step = vs.copy(data=others["velocity_s"].transpose(*vs.dims).values - vs.values)
+    size = _rms_relative(step, vs)
+    if (size == 0).any():
+        raise ValueError("a model and its partner are identical: no direction between them.")
+    out = (step * (rms / size)).rename("delta_velocity_s")
+    out.attrs = {"units": "km/s", "long_name": "prior-drawn Vs perturbation",
+                 "rms_relative": float(rms)}
+    return out
+
+
+def bump_directions(models, centres, widths, amplitude=0.01):
+    """Localised perturbations of Vs: Gaussian bumps of relative height ``amplitude``.
+
+    ``delta Vs(z) = amplitude * Vs(z) * exp(-(z - z0)^2 / (2 w^2))`` for every
+    centre ``z0`` and width ``w`` (the Gaussian's standard deviation).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``delta Vs`` in km/s on ``(sample, direction, depth)``; the
+        ``direction`` dim carries ``centre`` and ``width`` coordinates (km).
+    """
+    centres, widths = np.asarray(centres, dtype=float), np.asarray(widths, dtype=float)
+    if (widths <= 0).any():
+        raise ValueError(f"widths must be positive km, got {widths.tolist()}.")
+    grid_c, grid_w = (a.ravel() for a in np.meshgrid(centres, widths, indexing="ij"))
+    depth = models["depth"]
+    shape = xr.DataArray(np.exp(-0.5 * ((depth.values[None] - grid_c[:, None])
+                                       / grid_w[:, None]) ** 2),
+                         dims=("direction", "depth"),
+                         coords={"direction": np.arange(grid_c.size), "depth": depth.values,
+                                 "centre": ("direction", grid_c, {"units": "km"}),
+                                 "width": ("direction", grid_w, {"units": "km"})})
+    out = (amplitude * models["velocity_s"] * shape).transpose("sample", "direction", "depth")
+    out = out.rename("delta_velocity_s")
+    out.attrs = {"units": "km/s", "long_name": "Gaussian Vs bump", "amplitude": amplitude}
+    return out
+
+
+def directional_derivative(jacobian, direction):
+    """``J delta m``: a kernel's prediction of the change of c along a perturbation.
+
+    Parameters
+    ----------
+    jacobian : xarray.DataArray
+        dc/dVs per layer, ``(sample, wave, period, depth)``.
+    direction : xarray.DataArray
+        delta Vs (km/s) on ``(sample, [direction,] depth)``.
+
+    Returns
+    -------
+    xarray.DataArray
+        km/s on ``(sample, [direction,] wave, period)``.
+    """
+    out = xr.dot(jacobian, direction, dim="depth")
+    out.attrs = {"units": "km/s", "long_name": "directional derivative J dm"}
+    return out.rename("directional_derivative")
+
+
+def physics_directional_derivative(models, direction, periods, step=0.1, waves=WAVES, n_jobs=1,
+                                   **kwargs):
+    """The physics' central difference along a perturbation, with disba.
+
+    ``(c(m + step dm) - c(m - step dm)) / (2 step)``, only Vs perturbed.
+
+    Parameters
+    ----------
+    models : xarray.Dataset
+        Models on ``(sample, depth)``.
+    direction : xarray.DataArray
+        delta Vs (km/s) on ``(sample, [direction,] depth)``.
+    periods : array_like
+        Periods (s).
+    step : float
+        Multiple of ``direction`` taken either side. The truncation error is
+        of order ``step**2`` times the curvature of c along ``direction``;
+        disba brackets each root to 1e-6 of c, so the difference carries a
+        noise of at most ``1e-6 c / step``. For a direction of 1 % rms, the
+        default 0.1 keeps both far below a per-cent error wherever the response
+        exceeds 1e-3 of c (see the tests).
+    waves : sequence of str
+        Wave types.
+    n_jobs : int
+        Processes.
+    **kwargs
+        Passed to :func:`kernels.forward.dispersion_curves` (``dc``, ...).
+
+    Returns
+    -------
+    xarray.DataArray
+        km/s on ``(sample, [direction,] wave, period)``; NaN where a root failed.
+    """
+    extra = [d for d in direction.dims if d not in ("sample", "depth")]
+    stacked = direction.transpose("sample", *extra, "depth")
+    flat = stacked.values.reshape(-1, stacked.sizes["depth"])
+    repeat = flat.shape[0] // models.sizes["sample"]
+    base = {name: np.repeat(models[name].transpose("sample", "depth").values, repeat, axis=0)
+            for name in ("thickness", "velocity_p", "velocity_s", "density")}
+
+    def curves(sign):
+        perturbed = model_dataset(models["depth"].values, base["thickness"], base["velocity_p"],
+                                  base["velocity_s"] + sign * step * flat, base["density"])
+        return dispersion_curves(perturbed, periods, waves=waves, n_jobs=n_jobs, **kwargs)
+
+    up, down = curves(1.0), curves(-1.0)
+    difference = ((up - down) / (2 * step)).transpose("sample", "wave", "period").values
+    shape = tuple(stacked.sizes[d] for d in ("sample", *extra)) + difference.shape[1:]
+    coords = {name: c for name, c in stacked.coords.items() if "depth" not in c.dims}
+    coords.update(wave=list(waves), period=("period", np.asarray(periods, dtype=float),
+                                            {"units": "s"}))
+    out = xr.DataArray(difference.reshape(shape), dims=("sample", *extra, "wave", "period"),
+                       coords=coords, name="directional_derivative",
+                       attrs={"units": "km/s", "long_name": "central difference of disba",
+                              "step": float(step)})
+    return out
+
+
+def directional_error(estimate, reference, floor=0.0):
+    """Relative error of a directional derivative, ``|estimate - reference| / |reference|``.
+
+    Parameters
+    ----------
+    estimate, reference : xarray.DataArray
+        Directional derivatives (km/s) on the same cells.
+    floor : float
+        Cells whose ``|reference|`` is at most ``floor`` (km/s) are NaN: the
+        physics does not respond to the perturbation there, and a ratio would
+        measure nothing.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dimensionless, NaN where the reference is NaN or below the floor.
+    """
+    estimate, reference = xr.align(estimate, reference, join="exact")
+    magnitude = abs(reference)
+    out = abs(estimate - reference) / magnitude.where(magnitude > floor)
+    out.attrs = {"units": "1", "long_name": "relative error of J dm"}
+    return out.rename("directional_error")
+
+
+# --------------------------------------------------------------------------
+# The book's references, cached (shared by the emergence chapter and the sweeps)
+# --------------------------------------------------------------------------
+
+
+def _test_key(store, test, **extra):
+    from . import __version__
+    from .io import config_hash
+
+    return config_hash({"samples": test["sample"].values.tolist(), "store": store.attrs["config"],
+                        "version": __version__, **extra})
+
+
+def cached_theory(store, test, periods, cache_dir, n_jobs=1):
+    """Exact phase velocities and dc/dVs of a store's test models, computed once.
+
+    Parameters
+    ----------
+    store : xarray.Dataset
+        The data store the models come from (its settings key the cache).
+    test : xarray.Dataset
+        The test models.
+    periods : array_like
+        Periods (s).
+    cache_dir : str or Path
+        Cache root.
+    n_jobs : int
+        Processes.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``phase_velocity`` and ``dc_dvelocity_s`` on ``(sample, wave, period[, depth])``,
+        with the ``failed`` flag.
+    """
+    from pathlib import Path
+
+    from .io import cached_dataset, provenance
+
+    def compute():
+        ds = kernel_dataset(test[["thickness", "velocity_p", "velocity_s", "density"]],
+                            periods, n_jobs=n_jobs)
+        ds = ds[["phase_velocity", "dc_dvelocity_s"]]
+        ds.attrs = provenance(config={"periods": list(map(float, periods))})
+        return ds
+
+    return cached_dataset(Path(cache_dir) / f"emergence-theory-{_test_key(store, test)}.nc",
+                          compute)
+
+
+def cached_prior_median(store, train, test, periods, cache_dir):
+    """:func:`prior_median_kernels` of a store's training split, computed once."""
+    from pathlib import Path
+
+    from . import __version__
+    from .io import cached_dataset, config_hash
+
+    # One model's kernels are stored; the broadcast to the test models is cheap.
+    key = config_hash({"store": store.attrs["config"], "version": __version__,
+                       "periods": list(map(float, periods)), "baseline": "prior-median",
+                       "train": int(train.sizes["sample"])})
+    kernels = cached_dataset(Path(cache_dir) / f"emergence-prior-median-{key}.nc",
+                             lambda: _median_model_kernels(train, periods))
+    return _broadcast_kernels(kernels, test)
+
+
+def cached_directional_reference(store, test, periods, cache_dir, rms=0.01, step=0.1, n_jobs=1):
+    """Prior-drawn perturbations of the test models and the physics' response, computed once.
+
+    Each test model is perturbed towards the next test model (a fixed
+    derangement; :func:`prior_directions`) and the physics' central
+    difference is taken with disba (:func:`physics_directional_derivative`).
+
+    Returns
+    -------
+    tuple of xarray.DataArray
+        ``(direction, response)``: delta Vs (km/s, ``sample, depth``) and the
+        central difference (km/s, ``sample, wave, period``).
+    """
+    from pathlib import Path
+
+    from .io import cached_dataset
+
+    n = test.sizes["sample"]
+    partners = test.isel(sample=(np.arange(n) + 1) % n).assign_coords(
+        sample=test["sample"].values)
+    direction = prior_directions(test, partners, rms=rms)
+    key = _test_key(store, test, rms=float(rms), step=float(step),
+                    periods=list(map(float, periods)))
+    response = cached_dataset(
+        Path(cache_dir) / f"emergence-directional-{key}.nc",
+        lambda: physics_directional_derivative(test, direction, periods, step=step,
+                                               n_jobs=n_jobs).to_dataset())
+    return direction, response["directional_derivative"]
+
+
+def emergence_scores(kernel, theory, velocity_s, usable=None):
+    """The chapter's per-cell kernel scores of one method against the exact kernels.
+
+    Parameters
+    ----------
+    kernel, theory : xarray.DataArray
+        Raw dc/dVs of the method and of the physics, ``(sample, wave, period, depth)``.
+    velocity_s : xarray.DataArray
+        The test models' Vs (the matched display form's weight).
+    usable : xarray.DataArray of bool, optional
+        Cells compared (others are NaN).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``cosine`` (matched display form), ``raw_error`` (relative L2 of raw
+        dc/dVs over every node, the half-space's included) and ``raw_error_110``
+        (over 0-110 km), on ``(sample, wave, period)``.
+    """
+    if usable is not None:
+        kernel, theory = kernel.where(usable), theory.where(usable)
+    pair = paired_display_forms(kernel, theory, velocity_s, "matched")
+    return xr.Dataset({"cosine": cosine_similarity(*pair),
+                       "raw_error": raw_kernel_error(kernel, theory),
+                       "raw_error_110": raw_kernel_error(kernel, theory, max_depth=110.0)})
+
+
+def solver_noise_floor(phase_velocity, step):
+    """Smallest physics response (km/s) that a central difference resolves to 1 %.
+
+    disba brackets each root to 1e-6 of c, so a central difference with a
+    step of ``step`` times the perturbation carries a noise of at most
+    ``1e-6 c / step``; the floor is a hundred times that, ``1e-4 c / step``
+    (``1e-3 c`` at the default step of 0.1).
+    """
+    return 100 * 1e-6 * phase_velocity / step

@@ -1,7 +1,17 @@
-"""Agreement metrics between kernels (labelled, NaN-aware).
+"""Agreement metrics between kernels (labelled, NaN-aware), skill scores and intervals.
 
 Each metric reduces over one dim (``depth`` by default) and keeps the others,
 so it applies alike to one kernel, a period sweep or a batch of models.
+
+Smooth, one-signed kernels make shape metrics such as the cosine saturate: a
+kernel that knows nothing about the particular model already scores high. So
+every agreement number is set beside the number a baseline gets, through a
+skill score (:func:`skill`, :func:`cosine_skill`), and the raw kernels are also
+compared with their amplitude kept (:func:`raw_kernel_error`).
+
+Intervals resample whole models (a cluster bootstrap, :func:`binned_statistics`):
+the cells of one model are strongly correlated across neighbouring periods, and
+resampling pooled (model, period) cells would give intervals far too narrow.
 """
 
 from __future__ import annotations
@@ -13,7 +23,9 @@ from .config import PERIOD_BINS
 
 __all__ = ["cosine_similarity", "relative_l2", "pearson", "depth_of_peak", "kernel_agreement",
            "period_bin_labels", "assign_period_bins", "dispersion_errors",
-           "errors_by_period_bin", "summarise_by_period_bin", "align_on_depth"]
+           "errors_by_period_bin", "summarise_by_period_bin", "align_on_depth",
+           "raw_kernel_error", "skill", "cosine_skill", "depth_shares", "cluster_bootstrap",
+           "binned_statistics", "binned_skill", "paired_difference_by_period_bin"]
 
 
 def cosine_similarity(a, b, dim="depth"):
@@ -203,20 +215,24 @@ def kernel_agreement(learned, theory, dim="depth"):
     return out
 
 
-def summarise_by_period_bin(values, bins=PERIOD_BINS, n_boot=1000, seed=0):
-    """Mean, sd, median (with a bootstrap 95 % interval), 16th/84th percentiles, count.
+def summarise_by_period_bin(values, bins=PERIOD_BINS, n_boot=1000, seed=0, cluster="sample"):
+    """Mean, sd, median (with a cluster-bootstrap 95 % interval), 16th/84th percentiles, count.
 
     Parameters
     ----------
     values : xarray.DataArray
-        A metric with a ``period`` dim (and ``wave``); every other value in a
-        bin (models and periods) is pooled.
+        A metric with a ``period`` dim (and ``wave``); every value in a bin
+        (models and periods) is pooled for the statistics.
     bins : sequence of (float, float)
         Period bins (s).
     n_boot : int
         Bootstrap resamples of the median.
     seed : int
         Seed of the bootstrap.
+    cluster : str
+        The dim whose entries are resampled whole (models): all the periods of
+        a resampled model come with it. Without that dim every cell is its own
+        cluster.
 
     Returns
     -------
@@ -225,23 +241,317 @@ def summarise_by_period_bin(values, bins=PERIOD_BINS, n_boot=1000, seed=0):
     """
     import pandas as pd
 
-    rng = np.random.default_rng(seed)
     values = assign_period_bins(values, bins)
     waves = values["wave"].values if "wave" in values.dims else [None]
     rows = []
     for wave in waves:
         v = values.sel(wave=wave) if wave is not None else values
         for label in period_bin_labels(bins):
-            pooled = v.where(v["period_bin"] == label).values.ravel()
-            pooled = pooled[np.isfinite(pooled)]
+            block = _bin_block(v, label, cluster)
+            pooled = block[np.isfinite(block)]
             row = {"wave": str(wave), "period_bin": label, "count": pooled.size}
             if pooled.size:
-                boot = np.median(rng.choice(pooled, (n_boot, pooled.size)), axis=1)
+                low, high = cluster_bootstrap(block, _nanmedian, n_boot, seed)
                 row.update(mean=pooled.mean(), sd=pooled.std(ddof=1) if pooled.size > 1 else 0,
-                           median=np.median(pooled), median_ci_low=np.quantile(boot, 0.025),
-                           median_ci_high=np.quantile(boot, 0.975),
+                           median=np.median(pooled), median_ci_low=low, median_ci_high=high,
                            p16=np.quantile(pooled, 0.16), p84=np.quantile(pooled, 0.84))
             rows.append(row)
+    return pd.DataFrame(rows).set_index(["wave", "period_bin"])
+
+
+def _bin_block(values, label, cluster="sample"):
+    """The values of one period bin as a (cluster, everything else) array."""
+    inside = values.isel(period=np.flatnonzero(values["period_bin"].values == label))
+    if cluster in inside.dims:
+        inside = inside.transpose(cluster, ...)
+        return inside.values.reshape(inside.sizes[cluster], -1)
+    return inside.values.reshape(-1, 1)
+
+
+def _nanmedian(resampled):
+    """Median over every axis but the first (NaN ignored; NaN if all are)."""
+    flat = resampled.reshape(resampled.shape[0], -1)
+    out = np.full(flat.shape[0], np.nan)
+    finite = np.isfinite(flat).any(axis=1)
+    out[finite] = np.nanmedian(flat[finite], axis=1)
+    return out
+
+
+def cluster_bootstrap(values, statistic=None, n_boot=1000, seed=0, level=0.95):
+    """Percentile interval of a statistic, resampling whole clusters (rows).
+
+    Parameters
+    ----------
+    values : array_like or sequence of array_like, shape (n_cluster, ...)
+        One row per cluster (a model), any number of cells per row. Several
+        arrays with the same number of rows are resampled with the same rows
+        (a paired bootstrap).
+    statistic : callable, optional
+        Maps resampled arrays of shape ``(n_boot, n_cluster, ...)`` (one per
+        input array) to ``n_boot`` values; the NaN-aware median of the cells
+        by default.
+    n_boot : int
+        Resamples.
+    seed : int
+        Seed of the resampling.
+    level : float
+        Coverage of the interval.
+
+    Returns
+    -------
+    tuple of float
+        ``(low, high)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> low, high = cluster_bootstrap(np.arange(100.0)[:, None], n_boot=200)
+    >>> bool(low < 49.5 < high)
+    True
+    """
+    arrays = [np.asarray(values, dtype=float)] if not isinstance(values, (list, tuple)) \
+        else [np.asarray(a, dtype=float) for a in values]
+    n = arrays[0].shape[0]
+    if any(a.shape[0] != n for a in arrays):
+        raise ValueError(f"every array needs the same number of clusters (rows); got "
+                         f"{[a.shape[0] for a in arrays]}.")
+    if n == 0:
+        return np.nan, np.nan
+    statistic = statistic or _nanmedian
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, n, size=(n_boot, n))
+    draws = []
+    # In slices of resamples, so that memory stays bounded for large sets.
+    step = max(1, int(2e7 // max(1, sum(a.size for a in arrays))))
+    for start in range(0, n_boot, step):
+        rows = index[start:start + step]
+        draws.append(np.asarray(statistic(*[a[rows] for a in arrays]), dtype=float))
+    draws = np.concatenate(draws)
+    alpha = (1 - level) / 2
+    return float(np.nanquantile(draws, alpha)), float(np.nanquantile(draws, 1 - alpha))
+
+
+def raw_kernel_error(learned, theory, max_depth=None, dim="depth"):
+    """Relative L2 error of raw kernels, amplitude kept, over ``0 <= depth <= max_depth``.
+
+    No smoothing and no normalisation: a kernel of the right shape but the
+    wrong amplitude is an error here, as it is for an inversion.
+
+    Parameters
+    ----------
+    learned, theory : xarray.DataArray
+        Raw kernels (e.g. dc/dVs per layer, (km/s)/(km/s)) on the same coordinates.
+    max_depth : float, optional
+        Deepest node kept (km); None keeps every node, the half-space's included.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``||learned - theory|| / ||theory||`` on the remaining dims.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> k = xr.DataArray([1.0, 2.0, 2.0], dims="depth", coords={"depth": [0.0, 1.0, 2.0]})
+    >>> round(float(raw_kernel_error(k * 1.1, k)), 12), float(raw_kernel_error(k, k, 1.0))
+    (0.1, 0.0)
+    """
+    if max_depth is not None:
+        learned = learned.sel({dim: slice(None, max_depth)})
+        theory = theory.sel({dim: slice(None, max_depth)})
+    out = relative_l2(learned, theory, dim).rename("raw_kernel_error")
+    out.attrs = {"units": "1", "long_name": "relative L2 error of the raw kernel",
+                 "max_depth": "all nodes" if max_depth is None else float(max_depth)}
+    return out
+
+
+def skill(error, baseline_error):
+    """Skill against a baseline, ``1 - error / baseline_error``.
+
+    1 is perfect, 0 is no better than the baseline, negative is worse. Apply
+    it to medians over a bin (:func:`binned_skill`) rather than to single
+    cells, whose ratios are heavy-tailed.
+
+    Examples
+    --------
+    >>> skill(0.1, 0.4), skill(0.4, 0.4)
+    (0.75, 0.0)
+    """
+    return 1 - error / baseline_error
+
+
+def cosine_skill(cosine, baseline_cosine):
+    """Skill of a cosine similarity, ``1 - (1 - cosine) / (1 - baseline_cosine)``.
+
+    The cosine's distance from 1 is the error: a baseline at 0.96 and a method
+    at 0.99 give a skill of 0.75.
+
+    Examples
+    --------
+    >>> round(cosine_skill(0.99, 0.96), 12)
+    0.75
+    """
+    return skill(1 - cosine, 1 - baseline_cosine)
+
+
+def depth_shares(kernel, max_depth=110.0, dim="depth"):
+    """Share of ``|kernel|`` in the half-space (last) node and below ``max_depth``.
+
+    What the display form's cut at ``max_depth`` hides: the sensitivity below it
+    (the half-space's included), and the half-space node alone.
+
+    Parameters
+    ----------
+    kernel : xarray.DataArray
+        Raw per-layer kernel (the last node is the half-space).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``half_space`` and ``below_cut`` (fractions in [0, 1]) on the remaining dims.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> k = xr.DataArray([1.0, 1.0, 2.0], dims="depth", coords={"depth": [0.0, 1.0, 2.0]})
+    >>> s = depth_shares(k, max_depth=0.5)
+    >>> float(s.half_space), float(s.below_cut)
+    (0.5, 0.75)
+    """
+    magnitude = abs(kernel)
+    total = magnitude.sum(dim, skipna=False)
+    total = total.where(total > 0)
+    out = xr.Dataset({
+        "half_space": magnitude.isel({dim: -1}, drop=True) / total,
+        "below_cut": magnitude.where(kernel[dim] > max_depth, 0.0).sum(dim) / total,
+    })
+    out.half_space.attrs = {"units": "1", "long_name": "share of |kernel| in the half-space"}
+    out.below_cut.attrs = {"units": "1",
+                           "long_name": f"share of |kernel| below {max_depth:g} km"}
+    return out
+
+
+def binned_statistics(values, bins=PERIOD_BINS, n_boot=1000, seed=0, cluster="sample",
+                      level=0.95):
+    """Median of several metrics per wave and period bin, with cluster-bootstrap intervals.
+
+    Parameters
+    ----------
+    values : dict of str to xarray.DataArray
+        Metrics on ``(sample, wave, period)`` (any other dims are pooled).
+    bins, n_boot, seed, cluster, level
+        As for :func:`summarise_by_period_bin` and :func:`cluster_bootstrap`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``(wave, period_bin)``; columns ``<name>`` (median), ``<name>_low``
+        and ``<name>_high`` for each metric.
+    """
+    import pandas as pd
+
+    rows = {}
+    for name, da in values.items():
+        da = assign_period_bins(da, bins)
+        for wave in da["wave"].values:
+            for label in period_bin_labels(bins):
+                block = _bin_block(da.sel(wave=wave), label, cluster)
+                row = rows.setdefault((str(wave), label), {})
+                finite = block[np.isfinite(block)]
+                row[name] = float(np.median(finite)) if finite.size else np.nan
+                row[f"{name}_low"], row[f"{name}_high"] = cluster_bootstrap(
+                    block, None, n_boot, seed, level)
+    index = pd.MultiIndex.from_tuples(rows, names=["wave", "period_bin"])
+    return pd.DataFrame(list(rows.values()), index=index)
+
+
+def _median_skill(method, baseline):
+    return skill(_nanmedian(method), _nanmedian(baseline))
+
+
+def binned_skill(method, baseline, kind="error", bins=PERIOD_BINS, n_boot=1000, seed=0,
+                 cluster="sample", level=0.95):
+    """Skill of a method over a baseline per wave and period bin, from the bins' medians.
+
+    ``kind="error"``: ``1 - median(error) / median(baseline error)``;
+    ``kind="cosine"``: ``1 - median(1 - cos) / median(1 - cos_baseline)``, the
+    same thing with ``1 - cos`` as the error. The interval is a paired cluster
+    bootstrap: the same resampled models for method and baseline.
+
+    Parameters
+    ----------
+    method, baseline : xarray.DataArray
+        The metric of the method and of the baseline on the same
+        ``(sample, wave, period)`` cells.
+    kind : {"error", "cosine"}
+        What the metric is.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``(wave, period_bin)``; columns ``skill``, ``skill_low``,
+        ``skill_high``, ``method`` and ``baseline`` (the bins' medians of the metric).
+
+    Raises
+    ------
+    ValueError
+        For an unknown kind.
+    """
+    import pandas as pd
+
+    if kind not in ("error", "cosine"):
+        raise ValueError(f"kind must be 'error' or 'cosine', got {kind!r}.")
+    method, baseline = xr.align(method, baseline, join="exact")
+    if kind == "cosine":
+        method, baseline = 1 - method, 1 - baseline
+    method, baseline = assign_period_bins(method, bins), assign_period_bins(baseline, bins)
+    rows = []
+    for wave in method["wave"].values:
+        for label in period_bin_labels(bins):
+            a = _bin_block(method.sel(wave=wave), label, cluster)
+            b = _bin_block(baseline.sel(wave=wave), label, cluster)
+            m, base = float(_nanmedian(a[None])[0]), float(_nanmedian(b[None])[0])
+            low, high = cluster_bootstrap([a, b], _median_skill, n_boot, seed, level)
+            if kind == "cosine":  # report the medians of the cosines themselves
+                m, base = 1 - m, 1 - base
+            rows.append({"wave": str(wave), "period_bin": label,
+                         "skill": _median_skill(a[None], b[None])[0], "skill_low": low,
+                         "skill_high": high, "method": m, "baseline": base})
+    return pd.DataFrame(rows).set_index(["wave", "period_bin"])
+
+
+def paired_difference_by_period_bin(a, b, bins=PERIOD_BINS, n_boot=1000, seed=0,
+                                    cluster="sample", level=0.95):
+    """Difference of the bins' medians, ``median(a) - median(b)``, on the same models.
+
+    The interval is a paired cluster bootstrap (the same resampled models on
+    both sides), which is what a comparison of two surrogates on one test set
+    needs: most of the model-to-model spread is common to both and cancels.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``(wave, period_bin)``; columns ``a``, ``b``, ``difference``,
+        ``difference_low``, ``difference_high``.
+    """
+    import pandas as pd
+
+    a, b = xr.align(a, b, join="exact")
+    a, b = assign_period_bins(a, bins), assign_period_bins(b, bins)
+
+    def statistic(x, y):
+        return _nanmedian(x) - _nanmedian(y)
+
+    rows = []
+    for wave in a["wave"].values:
+        for label in period_bin_labels(bins):
+            x = _bin_block(a.sel(wave=wave), label, cluster)
+            y = _bin_block(b.sel(wave=wave), label, cluster)
+            mx, my = float(_nanmedian(x[None])[0]), float(_nanmedian(y[None])[0])
+            low, high = cluster_bootstrap([x, y], statistic, n_boot, seed, level)
+            rows.append({"wave": str(wave), "period_bin": label, "a": mx, "b": my,
+                         "difference": mx - my, "difference_low": low,
+                         "difference_high": high})
     return pd.DataFrame(rows).set_index(["wave", "period_bin"])
 
 

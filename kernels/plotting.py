@@ -16,6 +16,7 @@ __all__ = [
     "PRIOR_LINESTYLES",
     "use_style",
     "depth_axis",
+    "mark_half_space",
     "plot_profiles",
     "plot_depth_band",
     "plot_curve_band",
@@ -27,11 +28,11 @@ __all__ = [
 
 #: One colour per prior and per wave, used consistently across the book.
 PRIOR_COLORS = {"weak": "#1b9e77", "strong": "#d95f02", "strong-corrected": "#7570b3",
-                "strong-decorrelated": "#e7298a"}
+                "strong-decorrelated": "#e7298a", "strong-decorrelated-vp-density": "#66a61e"}
 #: Line styles per prior: the corrected strong prior is dashed so that it stays
 #: visible where it coincides with the faithful one.
 PRIOR_LINESTYLES = {"weak": "-", "strong": "-", "strong-corrected": "--",
-                    "strong-decorrelated": "-."}
+                    "strong-decorrelated": "-.", "strong-decorrelated-vp-density": ":"}
 WAVE_COLORS = {"rayleigh": "#2166ac", "love": "#b2182b"}
 
 _LABELS = {
@@ -198,8 +199,25 @@ def histogram(values, ax=None, bins=30, color=None, label=None, xlabel=None):
     return ax
 
 
+def mark_half_space(ax, depth=127.5, label=True):
+    """Draw the half-space top (km) as a dashed line on a depth axis; return ``ax``.
+
+    Below the axis's bottom, the line is left out and the note says where it is.
+    """
+    bottom = max(ax.get_ylim())
+    if depth <= bottom:
+        ax.axhline(depth, color="0.3", ls=":", lw=0.8)
+        if label:
+            ax.annotate(f"half-space top, {depth:g} km", (0.98, depth), xycoords=("axes fraction",
+                        "data"), ha="right", va="bottom", fontsize=6, color="0.3")
+    elif label:
+        ax.annotate(f"half-space top at {depth:g} km, below this axis", (0.98, 0.01),
+                    xycoords="axes fraction", ha="right", va="bottom", fontsize=6, color="0.3")
+    return ax
+
+
 def plot_kernel_image(kernel, ax=None, max_depth=110.0, cmap="RdBu_r", colorbar=True,
-                      label="normalised kernel", quantile=1.0):
+                      label="normalised kernel", quantile=1.0, limit=None, log_period=True):
     """Depth-by-period image of a kernel, symmetric colour scale, depth downward.
 
     Parameters
@@ -220,6 +238,11 @@ def plot_kernel_image(kernel, ax=None, max_depth=110.0, cmap="RdBu_r", colorbar=
         The colour scale spans +-this quantile of the absolute values (below 1,
         a few extreme values saturate, marked by the colour bar's arrows, so
         that the rest stays visible).
+    limit : float, optional
+        A fixed colour scale, +-limit, so that panels compared share one;
+        values beyond it saturate.
+    log_period : bool
+        Logarithmic period axis (kernels change fastest at short periods).
 
     Returns
     -------
@@ -227,12 +250,20 @@ def plot_kernel_image(kernel, ax=None, max_depth=110.0, cmap="RdBu_r", colorbar=
     """
     ax = plt.subplots()[1] if ax is None else ax
     kernel = kernel.transpose("depth", "period").sel(depth=slice(None, max_depth))
-    limit = float(np.nanquantile(np.abs(kernel.values), quantile)) or 1.0
+    largest = float(np.nanmax(np.abs(kernel.values)))
+    if limit is None:
+        limit = float(np.nanquantile(np.abs(kernel.values), quantile)) or 1.0
     mesh = ax.pcolormesh(kernel["period"].values, kernel["depth"].values, kernel.values,
                          cmap=cmap, vmin=-limit, vmax=limit, shading="nearest")
     if colorbar:
         ax.figure.colorbar(mesh, ax=ax, label=label, pad=0.02,
-                           extend="both" if quantile < 1 else "neither")
+                           extend="both" if largest > limit * (1 + 1e-9) else "neither")
+    if log_period:
+        ax.set_xscale("log")
+        ticks = [t for t in (2, 5, 10, 20, 50) if kernel["period"].min() <= t
+                 <= kernel["period"].max()]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
     ax.set_xlabel("Period (s)")
     return depth_axis(ax, max_depth)
 
@@ -270,17 +301,28 @@ def plot_kernel_lines(kernel, periods, ax=None, max_depth=110.0, linestyle="-", 
     return depth_axis(ax, max_depth)
 
 
-def plot_sweep(table, xlabel, axes=None):
-    """Median cosine with theory per period bin against a swept value, one panel per wave.
+#: Metrics of the sweep table that :func:`plot_sweep` draws, with their axis labels.
+SWEEP_METRICS = {
+    "median_cosine": ("median_ci", "Median cosine with theory"),
+    "cosine_skill": ("cosine_skill", "Cosine skill over the prior-median kernel"),
+    "raw_skill": ("raw_skill", "Raw-kernel skill over the prior-median kernel"),
+    "directional_error": ("directional_error", "Median error of J dm"),
+}
+
+
+def plot_sweep(table, xlabel, axes=None, metric="median_cosine"):
+    """A sweep metric per period bin against the swept value, one panel per wave.
 
     Parameters
     ----------
     table : pandas.DataFrame
         Tidy sweep results (``tools/sweep.py``): columns ``value``, ``wave``,
-        ``period_bin``, ``median_cosine``, ``median_ci_low``, ``median_ci_high``.
+        ``period_bin``, the metric and its interval (``<prefix>_low``, ``<prefix>_high``).
     xlabel : str
         Name and units of the swept value.
     axes : sequence of two matplotlib.axes.Axes, optional
+    metric : str
+        One of :data:`SWEEP_METRICS`.
 
     Returns
     -------
@@ -291,6 +333,9 @@ def plot_sweep(table, xlabel, axes=None):
     from .config import WAVES
     from .metrics import period_bin_labels
 
+    if metric not in SWEEP_METRICS:
+        raise ValueError(f"metric must be one of {list(SWEEP_METRICS)}, got {metric!r}.")
+    prefix, ylabel = SWEEP_METRICS[metric]
     if axes is None:
         axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)[1]
     colors = plt.cm.viridis(np.linspace(0.0, 0.9, len(period_bin_labels())))
@@ -301,9 +346,9 @@ def plot_sweep(table, xlabel, axes=None):
             line = part[part["period_bin"] == label].sort_values("value")
             if line.empty:
                 continue
-            ax.errorbar(line["value"], line["median_cosine"],
-                        yerr=[line["median_cosine"] - line["median_ci_low"],
-                              line["median_ci_high"] - line["median_cosine"]],
+            ax.errorbar(line["value"], line[metric],
+                        yerr=[line[metric] - line[f"{prefix}_low"],
+                              line[f"{prefix}_high"] - line[metric]],
                         marker="o", ms=3, capsize=2, color=color, label=f"{label} s")
         ax.set_xscale("log")
         ax.set_xticks(values)
@@ -311,6 +356,9 @@ def plot_sweep(table, xlabel, axes=None):
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(xlabel)
         ax.set_title(f"{wave.capitalize()} waves", fontsize=9)
-    axes[0].set_ylabel("Median cosine with theory")
+    if metric == "directional_error":
+        for ax in axes:
+            ax.set_yscale("log")
+    axes[0].set_ylabel(ylabel)
     axes[0].legend(fontsize=7, title="period bin", title_fontsize=7)
     return axes

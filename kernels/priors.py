@@ -52,6 +52,7 @@ __all__ = [
     "extra_variables",
     "brocher_density",
     "brocher_slope",
+    "density_slope",
     "TECTONIC_TYPES",
 ]
 
@@ -286,6 +287,48 @@ def brocher_slope(velocity_p):
     return 1.6612 - 2 * 0.4721 * v + 3 * 0.0671 * v**2 - 4 * 0.0043 * v**3 + 5 * 0.000106 * v**4
 
 
+#: Clips of the weak prior's density law: Vp is clipped inside Brocher's
+#: polynomial and the density after it (km/s, g/cm^3).
+_WEAK_DENSITY_VP_CLIP = (1.0, 8.5)
+_WEAK_DENSITY_CLIP = (1.0, 3.8)
+
+
+def density_slope(velocity_p, prior):
+    """d rho / d Vp of a prior's density law, (g/cm^3)/(km/s), clips included.
+
+    Every registered prior sets density by Brocher's law; the weak prior clips
+    Vp to [1, 8.5] km/s inside the polynomial and the density to [1.0, 3.8]
+    g/cm^3, and where a clip is active the density does not follow Vp (slope 0).
+
+    Parameters
+    ----------
+    velocity_p : array_like
+        P velocity in km/s.
+    prior : str
+        A prior name (:func:`available_priors`).
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Examples
+    --------
+    >>> float(density_slope(9.0, "weak")), round(float(density_slope(9.0, "strong")), 4)
+    (0.0, 0.4189)
+    """
+    if prior not in _REGISTRY:
+        raise ValueError(f"prior must be one of {available_priors()}, got {prior!r}.")
+    v = np.asarray(velocity_p, dtype=float)
+    slope = brocher_slope(v)
+    if prior != "weak":
+        return slope
+    low, high = _WEAK_DENSITY_VP_CLIP
+    rho = brocher_density(np.clip(v, low, high))
+    follows = ((v > low) & (v < high) & (rho > _WEAK_DENSITY_CLIP[0])
+               & (rho < _WEAK_DENSITY_CLIP[1]))
+    return np.where(follows, slope, 0.0)
+
+
 def _truncated_normal(rng, mean, sd, low, high):
     # Rejection sampling: the bounds lie >= 1 sd from the means used here, so
     # the expected number of draws is below 1.5.
@@ -456,13 +499,16 @@ DECORRELATION_SD = 0.04
 DECORRELATION_LENGTH = 4.0
 
 
-def _draw_strong_decorrelated(rng, depth):
+def _draw_strong_decorrelated(rng, depth, perturbed=("velocity_p", "velocity_s", "density")):
     model = _draw_strong(rng, depth, zero_padded=True)
     spacing = depth[1] - depth[0] if depth.size > 1 else 0.5
+    # Every channel's noise is drawn, perturbed or not, so that variants that
+    # perturb fewer channels share the same random stream (paired draws).
     for name in ("velocity_p", "velocity_s", "density"):
         noise = gaussian_filter1d(rng.normal(size=depth.size), DECORRELATION_LENGTH / spacing,
                                   mode="reflect")
-        model[name] = model[name] * np.exp(DECORRELATION_SD * _unit_sd(noise))
+        if name in perturbed:
+            model[name] = model[name] * np.exp(DECORRELATION_SD * _unit_sd(noise))
     return model
 
 
@@ -471,6 +517,13 @@ register_prior(
     _draw_strong_decorrelated,
     description="the strong prior with independent smooth 4 % perturbations of Vp, Vs "
     "and density (a training set that explores the coupled directions)",
+    extras=_STRONG_EXTRAS,
+)
+register_prior(
+    "strong-decorrelated-vp-density",
+    lambda rng, depth: _draw_strong_decorrelated(rng, depth, ("velocity_p", "density")),
+    description="the strong-decorrelated prior with Vs left as the strong prior draws it "
+    "(only Vp and density perturbed: the remedy's ablation)",
     extras=_STRONG_EXTRAS,
 )
 
@@ -564,7 +617,7 @@ def _draw_weak(rng, depth):
     ratio = np.interp(z, *_WEAK_VPVS) + _WEAK_VPVS_NOISE_SD * _unit_sd(ratio_noise)
     ratio = np.clip(ratio, 1.65, 2.0)
     vp = np.clip(gaussian_filter1d(vs * ratio, _WEAK_SMOOTH / spacing, mode="nearest"), 1.0, 12.5)
-    density = np.clip(brocher_density(np.clip(vp, 1.0, 8.5)), 1.0, 3.8)
+    density = np.clip(brocher_density(np.clip(vp, *_WEAK_DENSITY_VP_CLIP)), *_WEAK_DENSITY_CLIP)
 
     n = depth.size
     return {"velocity_p": vp[:n], "velocity_s": vs[:n], "density": density[:n]}

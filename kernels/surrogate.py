@@ -56,7 +56,8 @@ from tqdm.auto import tqdm
 from .config import WAVES
 from .io import atomic_path
 
-__all__ = ["Surrogate", "load", "train_cached", "train_for_store", "ARCHITECTURES", "INPUTS"]
+__all__ = ["Surrogate", "load", "train_cached", "train_for_store", "fit_ridge", "ARCHITECTURES",
+           "INPUTS", "RIDGE_ALPHAS"]
 
 #: Input channels of every surrogate, in order.
 INPUTS = ("velocity_p", "velocity_s", "density")
@@ -268,6 +269,12 @@ def _as_inputs(models):
     return np.stack(arrays, axis=1).astype("float32")
 
 
+def _as_tensors(split):
+    """Inputs (n, 3, n_depth) and targets (n, wave, period) of a split, float32 tensors."""
+    targets = split["phase_velocity"].transpose("sample", "wave", "period").values
+    return torch.tensor(_as_inputs(split)), torch.tensor(targets, dtype=torch.float32)
+
+
 def _versions():
     out = {}
     for package in ("kernels", "torch", "numpy", "disba"):
@@ -363,21 +370,8 @@ class Surrogate:
         """
         if self.threads:
             torch.set_num_threads(self.threads)
-        self.depth_ = np.asarray(train["depth"].values, dtype=float)
-        self.periods_ = np.asarray(train["period"].values, dtype=float)
-        self.waves_ = tuple(str(w) for w in train["wave"].values)
-        if self.waves_ != WAVES:
-            raise ValueError(f"targets must have waves {WAVES}, got {self.waves_}.")
-        x_train = torch.tensor(_as_inputs(train))
-        y_train = torch.tensor(train["phase_velocity"].transpose("sample", "wave", "period")
-                               .values, dtype=torch.float32)
-        x_val = torch.tensor(_as_inputs(validation))
-        y_val = torch.tensor(validation["phase_velocity"].transpose("sample", "wave", "period")
-                             .values, dtype=torch.float32)
-        network = self._build(self.depth_, self.periods_)
-        with torch.no_grad():
-            network.inputs.fit(network.features(x_train))
-            network.outputs.fit(network.target_space(y_train.flatten(1)))
+        network, x_train, y_train = self._initial_network(train)
+        x_val, y_val = _as_tensors(validation)
         network.to(self.device)
         # The whole training split lives on the device: no host-to-device copy
         # per batch (a no-op on CPU).
@@ -432,6 +426,32 @@ class Surrogate:
         network.load_state_dict(best_state)
         self.network_ = network.eval()
         self.training_time_s_ = time.perf_counter() - start
+        return self
+
+    def _initial_network(self, train):
+        """The network at initialisation, its standardisers fitted on ``train``."""
+        self.depth_ = np.asarray(train["depth"].values, dtype=float)
+        self.periods_ = np.asarray(train["period"].values, dtype=float)
+        self.waves_ = tuple(str(w) for w in train["wave"].values)
+        if self.waves_ != WAVES:
+            raise ValueError(f"targets must have waves {WAVES}, got {self.waves_}.")
+        x_train, y_train = _as_tensors(train)
+        network = self._build(self.depth_, self.periods_)
+        with torch.no_grad():
+            network.inputs.fit(network.features(x_train))
+            network.outputs.fit(network.target_space(y_train.flatten(1)))
+        return network, x_train, y_train
+
+    def initialise(self, train):
+        """Set up the network on ``train`` without a training step; return self.
+
+        The result is the architecture at initialisation (seed ``seed``), its
+        input and output standardisation fitted on ``train``: a baseline that
+        knows the data's scale and nothing else.
+        """
+        network, _, _ = self._initial_network(train)
+        self.network_ = network.to(self.device).eval()
+        self.history_, self.training_time_s_ = [], 0.0
         return self
 
     def _warmup_epochs(self):
@@ -590,6 +610,64 @@ def load(path, depth=None, periods=None, device=None):
     surrogate.versions_ = checkpoint["versions"]
     surrogate.checkpoint_ = Path(path)
     return surrogate
+
+
+#: Ridge penalties tried by :func:`fit_ridge`, per training model (standardised units).
+RIDGE_ALPHAS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+
+
+def fit_ridge(train, validation, n_basis=64, alphas=RIDGE_ALPHAS):
+    """A linear surrogate: ridge regression from the basis-MLP's input features to the curves.
+
+    The features are the basis-MLP's (log-profiles projected onto its depth
+    basis, standardised on ``train``), so this is the basis-MLP with no hidden
+    layer, fitted in closed form. Its Jacobian, a linear map of the log model,
+    is its kernel: the best a linear function of the same inputs can do.
+
+    Parameters
+    ----------
+    train, validation : xarray.Dataset
+        Splits, as for :meth:`Surrogate.fit`.
+    n_basis : int
+        Depth-basis functions per input profile.
+    alphas : sequence of float
+        Ridge penalties (times the number of training models, on standardised
+        features); the one with the lowest validation RMSE is kept.
+
+    Returns
+    -------
+    Surrogate
+        Architecture ``"basis-mlp"`` with ``layers=0``; ``alpha_`` and
+        ``validation_rmse_`` (km/s, mean over waves, per alpha) set.
+    """
+    start = time.perf_counter()
+    model = Surrogate("basis-mlp", {"n_basis": n_basis, "layers": 0}, device="cpu",
+                      progress=False)
+    network, x_train, y_train = model._initial_network(train)
+    x_val, y_val = _as_tensors(validation)
+    with torch.no_grad():
+        features = network.inputs(network.features(x_train)).double()
+        targets = network.outputs(network.target_space(y_train.flatten(1))).double()
+        gram, moment = features.T @ features, features.T @ targets
+        linear = network.mlp[0]
+        scores = {}
+        for alpha in alphas:
+            penalty = alpha * len(features) * torch.eye(gram.shape[0], dtype=gram.dtype)
+            weights = torch.linalg.solve(gram + penalty, moment)
+            # Standardised features and targets have zero mean on the training split.
+            linear.weight.copy_(weights.T.float())
+            linear.bias.zero_()
+            scores[alpha] = float(model._rmse(network, x_val, y_val).mean())
+        best = min(scores, key=scores.get)
+        weights = torch.linalg.solve(gram + best * len(features)
+                                     * torch.eye(gram.shape[0], dtype=gram.dtype), moment)
+        linear.weight.copy_(weights.T.float())
+        linear.bias.zero_()
+    model.network_ = network.eval()
+    model.alpha_, model.validation_rmse_ = best, scores
+    model.history_ = [{"alpha": a, "val_rmse": r} for a, r in scores.items()]
+    model.training_time_s_ = time.perf_counter() - start
+    return model
 
 
 def train_cached(path, train, validation, architecture="basis-mlp", architecture_options=None,

@@ -63,3 +63,52 @@ def test_matched_form_is_fair_and_authors_form_is_not():
     assert (authors.cosine < 0.999).all() and (authors.centroid_depth_error > 0).all()
     with pytest.raises(ValueError, match=r"form must be one of \['matched', 'authors'\]"):
         paired_display_forms(kernel, kernel, velocity_s, form="raw")
+
+
+def test_cluster_bootstrap_is_wider_than_pooled_on_period_correlated_data():
+    """Cells of one model share its offset across periods: resampling whole models gives
+    a wider (honest) interval than resampling the cells as if independent."""
+    rng = np.random.default_rng(1)
+    periods = np.arange(2.0, 61.0)
+    offsets = rng.normal(size=(40, 1, 1))
+    values = xr.DataArray(offsets + 0.1 * rng.normal(size=(40, 1, periods.size)),
+                          dims=("sample", "wave", "period"),
+                          coords={"wave": ["rayleigh"], "period": periods})
+    models = metrics.summarise_by_period_bin(values, n_boot=300, cluster="sample")
+    cells = metrics.summarise_by_period_bin(values, n_boot=300, cluster="none")
+    width_models = models.median_ci_high - models.median_ci_low
+    width_cells = cells.median_ci_high - cells.median_ci_low
+    # With the cells of a model fully correlated, the pooled interval shrinks
+    # by about sqrt(periods in the bin) too much: 1.7 for [2, 5), 4 for [45, 60].
+    assert (width_models > 1.3 * width_cells).all()
+    assert width_models.loc[("rayleigh", "[45, 60]")] > 3 * width_cells.loc[("rayleigh",
+                                                                               "[45, 60]")]
+
+
+def test_paired_difference_cancels_the_shared_spread():
+    """Two methods that differ by a constant on the same models: the paired interval is tight."""
+    rng = np.random.default_rng(2)
+    periods = np.arange(2.0, 61.0)
+    a = xr.DataArray(rng.lognormal(size=(30, 2, periods.size)), dims=("sample", "wave", "period"),
+                     coords={"wave": ["rayleigh", "love"], "period": periods})
+    table = metrics.paired_difference_by_period_bin(a + 0.5, a, n_boot=200)
+    assert_allclose(table["difference"], 0.5)
+    assert_allclose(table[["difference_low", "difference_high"]], 0.5, atol=1e-9)
+
+
+def test_skill_scores_and_depth_shares():
+    """Skill 0 for the baseline itself, 1 for a perfect method; shares add up."""
+    assert metrics.skill(0.0, 0.3) == 1.0 and metrics.skill(0.3, 0.3) == 0.0
+    assert metrics.cosine_skill(1.0, 0.9) == 1.0
+    assert metrics.cosine_skill(0.9, 0.9) == pytest.approx(0.0)
+    k = _bump(60.0, width=30.0)
+    shares = metrics.depth_shares(k, max_depth=110.0)
+    magnitude = abs(k)
+    assert_allclose(shares.below_cut, magnitude.sel(depth=slice(110.5, None)).sum("depth")
+                    / magnitude.sum("depth"))
+    assert (shares.half_space <= shares.below_cut).all()
+    assert_allclose(metrics.raw_kernel_error(k, k), 0.0)
+    assert_allclose(metrics.raw_kernel_error(2 * k, k, max_depth=110.0), 1.0)
+    with pytest.raises(ValueError, match="kind must be"):
+        metrics.binned_skill(k.expand_dims(sample=[0], wave=["rayleigh"]),
+                             k.expand_dims(sample=[0], wave=["rayleigh"]), kind="ratio")

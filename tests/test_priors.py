@@ -152,7 +152,7 @@ def test_zero_padding_quirk_only_touches_the_surface(draws):
     [
         ({"prior": "medium", "n": 2, "seed": 0},
          r"Unknown prior 'medium'; valid choices are \['strong', 'strong-corrected', "
-         r"'strong-decorrelated', 'weak'\]"),
+         r"'strong-decorrelated', 'strong-decorrelated-vp-density', 'weak'\]"),
         ({"prior": "weak", "n": 0, "seed": 0}, r"n must be an integer >= 1, got 0"),
         ({"prior": "weak", "n": 2.5, "seed": 0}, r"n must be an integer >= 1, got 2.5"),
         ({"prior": "weak", "n": 2, "seed": -1}, r"seed must be an integer >= 0, got -1"),
@@ -212,3 +212,14 @@ def test_decorrelated_prior_perturbs_each_parameter_independently():
     assert priors.extra_variables("strong-decorrelated") == priors.extra_variables("strong")
     with pytest.raises(ValueError, match="Unknown prior 'medium'"):
         priors.extra_variables("medium")
+
+
+def test_ablation_perturbs_vp_and_density_only_with_the_same_draws():
+    """strong-decorrelated-vp-density keeps the strong Vs and shares the remedy's Vp and
+    density factors exactly (the same random stream, paired draws)."""
+    strong = priors.sample("strong", 20, seed=13)
+    remedy = priors.sample("strong-decorrelated", 20, seed=13)
+    ablation = priors.sample("strong-decorrelated-vp-density", 20, seed=13)
+    assert_allclose(ablation.velocity_s, strong.velocity_s)
+    assert_allclose(ablation.velocity_p, remedy.velocity_p)
+    assert_allclose(ablation.density, remedy.density)

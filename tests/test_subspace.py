@@ -139,7 +139,7 @@ def test_density_coupling_is_the_derivative_along_brochers_law():
     base = scaled(1.0)
     exact = kernel_dataset(base, periods, waves=("rayleigh",))
     g = theory_log_gradient(exact, base)
-    predicted = along_density_coupling(g, base).sum("depth")
+    predicted = along_density_coupling(g, base, prior="strong-corrected").sum("depth")
     up = kernel_dataset(scaled(np.exp(eps)), periods, waves=("rayleigh",)).phase_velocity
     down = kernel_dataset(scaled(np.exp(-eps)), periods, waves=("rayleigh",)).phase_velocity
     finite = (up - down) / (2 * eps)
