@@ -27,10 +27,12 @@ def test_collect_makes_a_tidy_table(tmp_path, monkeypatch):
     monkeypatch.setattr(sweep, "sweep_dir", lambda name, profile: tmp_path)
     results = []
     for value in (100, 200):
-        record = {"n_train": value, "hidden": 64, "layers": 2, "parameters": 1000,
+        metrics = {"median_cosine": 0.9, "median_ci_low": 0.88, "median_ci_high": 0.92}
+        for name, v in (("cosine_skill", 0.5), ("raw_skill", 0.3), ("directional_error", 0.1)):
+            metrics.update({name: v, f"{name}_low": v - 0.05, f"{name}_high": v + 0.05})
+        record = {"n_train": value, "hidden": 64, "layers": 2, "n_seeds": 3, "parameters": 1000,
                   "training_time_s": 1.0, "test_rmse_km_s": 0.1,
-                  "bins": [{"wave": wave, "period_bin": b, "median_cosine": 0.9,
-                            "median_ci_low": 0.88, "median_ci_high": 0.92}
+                  "bins": [{"wave": wave, "period_bin": b, **metrics}
                            for wave in ("rayleigh", "love") for b in period_bin_labels()]}
         path = tmp_path / f"n_train={value}.json"
         path.write_text(json.dumps(record))
@@ -40,6 +42,29 @@ def test_collect_makes_a_tidy_table(tmp_path, monkeypatch):
     assert len(table) == 2 * 2 * 6
     assert set(table["value"]) == {100, 200}
     assert (tmp_path / "summary.csv").exists() and (tmp_path / "summary.png").exists()
+
+
+def test_a_sweep_point_is_reused_until_its_inputs_change(tmp_path, monkeypatch):
+    """A second run of the same point runs nothing; a changed override runs again."""
+    monkeypatch.setattr(sweep, "sweep_dir", lambda name, profile: tmp_path)
+    calls = []
+
+    def fake_run(command, **kwargs):
+        calls.append(command)
+        output = Path(command[command.index("--output") + 1])
+        output.write_text("{}")
+        result = Path(json.loads(command[command.index("result") + 1]))
+        result.write_text("{}")
+        return type("Done", (), {"returncode": 0, "stdout": "", "stderr": ""})()
+
+    monkeypatch.setattr(sweep.subprocess, "run", fake_run)
+    spec = sweep.definitions()["training-size"]
+    sweep.run_point(spec, "training-size", "ci", 120)
+    sweep.run_point(spec, "training-size", "ci", 120)
+    assert len(calls) == 1
+    spec = {**spec, "fixed": {"ci": {"n_seeds": 2}}}
+    sweep.run_point(spec, "training-size", "ci", 120)
+    assert len(calls) == 2
 
 
 @pytest.mark.parametrize(

@@ -67,8 +67,8 @@ def run_point(spec, name, profile, value):
     overrides["result"] = str(result)
     command = [sys.executable, str(ROOT / "tools" / "run_notebook.py"),
                str(ROOT / spec["notebook"]), "--profile", profile, "--output", str(executed)]
-    for key, val in overrides.items():
-        command += ["-p", key, json.dumps(val)]
+    for name_, val in overrides.items():
+        command += ["-p", name_, json.dumps(val)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"sweep {name}, {stem} failed:\n{done.stdout[-2000:]}"
@@ -91,8 +91,9 @@ def collect(spec, name, profile, results):
     rows = []
     for path in results:
         record = json.loads(path.read_text())
-        common = {k: record[k] for k in ("n_train", "hidden", "layers", "parameters",
-                                         "training_time_s", "test_rmse_km_s")}
+        common = {k: record.get(k) for k in ("n_train", "hidden", "layers", "n_seeds",
+                                             "parameters", "training_time_s",
+                                             "test_rmse_km_s")}
         rows += [{"sweep": name, "parameter": spec["parameter"],
                   "value": record[spec["parameter"]], **common, **b} for b in record["bins"]]
     table = pd.DataFrame(rows).sort_values("value", kind="stable")
@@ -101,7 +102,8 @@ def collect(spec, name, profile, results):
         table.to_csv(tmp, index=False)
     plotting.use_style()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
-    plotting.plot_sweep(table, spec.get("xlabel", spec["parameter"]), axes)
+    plotting.plot_sweep(table, spec.get("xlabel", spec["parameter"]), axes,
+                        metric="cosine_skill")
     fig.suptitle(spec.get("title", name), fontsize=10)
     fig.tight_layout()
     save_figure(fig, folder / "summary.png")
