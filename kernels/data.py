@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from .config import WAVES, Grid, paper_periods
 from .forward import DEFAULT_DC, _solve_one, dispersion_curves
-from .io import cached_dataset, config_hash, provenance
+from .io import cached_dataset, code_hash, config_hash, provenance
 from .priors import draw, extra_variables, sample
 
 __all__ = ["simulate", "simulate_cached", "generate", "generate_cached", "open_store",
@@ -89,16 +89,15 @@ def simulate_cached(cache_dir, prior, n, seed, periods, grid=None, waves=WAVES, 
     """:func:`simulate`, cached in ``cache_dir`` under a hash of its inputs.
 
     The cache key covers every input that changes the result (prior, size,
-    seed, periods, grid, waves, root-search step) and the package version, but
-    not ``n_jobs`` or ``progress``.
+    seed, periods, grid, waves, root-search step) and the source of the code
+    that makes the data (:func:`kernels.io.code_hash`), but not ``n_jobs`` or
+    ``progress``.
     """
     grid = Grid() if grid is None else grid
-    from . import __version__
-
     key = config_hash({"prior": prior, "n": n, "seed": seed,
                        "periods": np.asarray(periods, dtype=float).tolist(),
                        "n_nodes": grid.n_nodes, "spacing": grid.spacing,
-                       "waves": list(waves), "dc": dc, "version": __version__})
+                       "waves": list(waves), "dc": dc, "code": code_hash("data")})
     path = Path(cache_dir) / f"simulate-{prior}-{n}-{key}.nc"
     return cached_dataset(path, lambda: simulate(prior, n, seed, periods, grid=grid,
                                                  waves=waves, dc=dc, n_jobs=n_jobs,
@@ -285,7 +284,8 @@ def generate(path, prior, n, seed, periods=None, grid=None, chunk_size=1000, n_j
     path = Path(path)
     config = {"prior": prior, "n": int(n), "seed": int(seed), "periods": periods.tolist(),
               "n_nodes": grid.n_nodes, "spacing": grid.spacing, "chunk_size": int(chunk_size),
-              "max_redraws": int(max_redraws), "fractions": list(fractions), "dc": dc}
+              "max_redraws": int(max_redraws), "fractions": list(fractions), "dc": dc,
+              "code": code_hash("data")}
     sample(prior, 1, seed, grid=grid)  # validates prior and seed before any writing
     as_stored = json.loads(json.dumps(config))  # the config as a store's attrs give it back
     if path.exists():
@@ -549,10 +549,10 @@ def generate_cached(cache_dir, prior, n, seed, **kwargs):
 def store_path(cache_dir, prior, n, seed):
     """The cache location of the book's data store for ``(prior, n, seed)``.
 
-    The name carries a hash of the inputs and the package version, so chapters
-    that need the same data find the same store.
+    The name carries a hash of the inputs and of the source of the code that
+    makes the data (:func:`kernels.io.code_hash`), so chapters that need the
+    same data find the same store and a change to a prior or the forward
+    model makes a new one.
     """
-    from . import __version__
-
-    key = config_hash({"prior": prior, "n": n, "seed": seed, "version": __version__})
+    key = config_hash({"prior": prior, "n": n, "seed": seed, "code": code_hash("data")})
     return Path(cache_dir) / "data" / f"{prior}-{n}-{key}.zarr"

@@ -515,12 +515,11 @@ def directional_error(estimate, reference, floor=0.0):
 # --------------------------------------------------------------------------
 
 
-def _test_key(store, test, **extra):
-    from . import __version__
-    from .io import config_hash
+def _test_key(store, test, stage="kernels", **extra):
+    from .io import code_hash, config_hash
 
     return config_hash({"samples": test["sample"].values.tolist(), "store": store.attrs["config"],
-                        "version": __version__, **extra})
+                        "code": code_hash(stage), **extra})
 
 
 def cached_theory(store, test, periods, cache_dir, n_jobs=1):
@@ -564,11 +563,10 @@ def cached_prior_median(store, train, test, periods, cache_dir):
     """:func:`prior_median_kernels` of a store's training split, computed once."""
     from pathlib import Path
 
-    from . import __version__
-    from .io import cached_dataset, config_hash
+    from .io import cached_dataset, code_hash, config_hash
 
     # One model's kernels are stored; the broadcast to the test models is cheap.
-    key = config_hash({"store": store.attrs["config"], "version": __version__,
+    key = config_hash({"store": store.attrs["config"], "code": code_hash("baselines"),
                        "periods": list(map(float, periods)), "baseline": "prior-median",
                        "train": int(train.sizes["sample"])})
     kernels = cached_dataset(Path(cache_dir) / f"emergence-prior-median-{key}.nc",
@@ -597,7 +595,7 @@ def cached_directional_reference(store, test, periods, cache_dir, rms=0.01, step
     partners = test.isel(sample=(np.arange(n) + 1) % n).assign_coords(
         sample=test["sample"].values)
     direction = prior_directions(test, partners, rms=rms)
-    key = _test_key(store, test, rms=float(rms), step=float(step),
+    key = _test_key(store, test, stage="baselines", rms=float(rms), step=float(step),
                     periods=list(map(float, periods)))
     response = cached_dataset(
         Path(cache_dir) / f"emergence-directional-{key}.nc",

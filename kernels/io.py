@@ -29,6 +29,8 @@ __all__ = [
     "as_model_arrays",
     "provenance",
     "config_hash",
+    "code_hash",
+    "STAGE_MODULES",
     "atomic_path",
     "write_netcdf",
     "cached_dataset",
@@ -217,6 +219,45 @@ def config_hash(config):
     """
     text = json.dumps(config, sort_keys=True, default=_jsonable)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+#: The package modules whose source each stage's cached results depend on. A
+#: stage's cache keys carry :func:`code_hash` of these, so that a change to a
+#: prior regenerates the data stores, a change to the training code retrains the
+#: surrogates, and a change elsewhere (plotting, say) reuses both.
+STAGE_MODULES = {
+    "data": ("config", "priors", "forward", "data", "_parallel"),
+    "kernels": ("config", "forward", "sensitivity", "_secular", "_parallel"),
+    "training": ("surrogate",),
+    "baselines": ("config", "forward", "sensitivity", "_secular", "_parallel", "gradients"),
+}
+
+
+def _module_source(name):
+    """Source text of the package module ``kernels.<name>``."""
+    return (Path(__file__).parent / f"{name}.py").read_text()
+
+
+@functools.cache
+def code_hash(stage):
+    """Short hash of the source of the modules a stage depends on (:data:`STAGE_MODULES`).
+
+    Parameters
+    ----------
+    stage : str
+        One of :data:`STAGE_MODULES`.
+
+    Examples
+    --------
+    >>> code_hash("data") == code_hash("data") != code_hash("training")
+    True
+    """
+    if stage not in STAGE_MODULES:
+        raise ValueError(f"stage must be one of {sorted(STAGE_MODULES)}, got {stage!r}.")
+    digest = hashlib.sha256()
+    for name in STAGE_MODULES[stage]:
+        digest.update(name.encode() + b"\0" + _module_source(name).encode() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 @contextlib.contextmanager

@@ -712,7 +712,7 @@ def train_for_store(store, training, cache_dir, init_seed=None, metadata=None):
         Architecture and training settings.
     cache_dir : str or Path
         Cache root; checkpoints go to ``<cache_dir>/surrogates``, named by the
-        prior and a hash of the data, the settings and the package version.
+        prior and a hash of the data, the settings and the training code's source.
     init_seed : int, optional
         Initialisation seed if not ``training.seed`` (for seed ensembles).
     metadata : dict, optional
@@ -722,13 +722,13 @@ def train_for_store(store, training, cache_dir, init_seed=None, metadata=None):
     -------
     Surrogate
     """
-    from . import __version__
     from .data import load_split
-    from .io import config_hash
+    from .io import code_hash, config_hash
 
     prior = store.attrs["prior"]
+    # The store's config carries the data code's hash; the training code's is added.
     key = {"data": store.attrs["config"], "training": training.to_dict(),
-           "version": __version__, "format": CHECKPOINT_FORMAT}
+           "code": code_hash("training"), "format": CHECKPOINT_FORMAT}
     precision = resolve_precision("auto", training.architecture)
     if precision != "float32":  # float32 keys stay as they were before mixed precision
         key["precision"] = precision

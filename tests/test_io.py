@@ -62,3 +62,39 @@ def test_model_arrays_of_single_and_batched_models():
     assert all(a.shape == (1, 2) for a in arrays)
     batch = xr.concat([model, model], dim="sample").transpose("depth", "sample")
     assert all(a.shape == (2, 2) for a in io.as_model_arrays(batch))
+
+
+def test_cache_keys_follow_the_code_they_depend_on(tmp_path, monkeypatch):
+    """A change to a prior's source moves the data store's key; a change to plotting
+    code moves no key (data, kernels, training); the training code moves only its own."""
+    from kernels import io
+    from kernels.data import store_path
+
+    real = io._module_source
+
+    def keys():
+        io.code_hash.cache_clear()
+        return ({stage: io.code_hash(stage) for stage in io.STAGE_MODULES},
+                store_path(tmp_path, "weak", 100, 1))
+
+    def edited(module):
+        def source(name):
+            return real(name) + ("\n# edited\n" if name == module else "")
+        return source
+
+    try:
+        before, path = keys()
+        monkeypatch.setattr(io, "_module_source", edited("plotting"))
+        assert keys() == (before, path)
+        monkeypatch.setattr(io, "_module_source", edited("priors"))
+        after, moved = keys()
+        assert moved != path and after["data"] != before["data"]
+        assert after["training"] == before["training"]
+        monkeypatch.setattr(io, "_module_source", edited("surrogate"))
+        after, moved = keys()
+        assert moved == path and after["training"] != before["training"]
+        with pytest.raises(ValueError, match="stage must be one of"):
+            io.code_hash("plots")
+    finally:
+        monkeypatch.undo()
+        io.code_hash.cache_clear()
