@@ -34,7 +34,7 @@ Helpers convert raw kernels to the forms the book compares: per km, relative
 
 from __future__ import annotations
 
-import multiprocessing
+import contextlib
 
 import numpy as np
 import torch
@@ -78,9 +78,29 @@ def _disba_block(start, stop, arrays, periods, mode, wave, parameters, dc):
     return out.reshape(stop - start, -1)
 
 
+@contextlib.contextmanager
+def _one_torch_thread():
+    """Run torch on one intra-op thread, then restore the setting.
+
+    The engine's products are small batched 4x4 and 6x6 matrices: a thread
+    pool only adds synchronisation, and with another process busy on the same
+    cores it is several times slower (``benchmarks/bench_kernels.py`` measures
+    both). Parallel work is spread over processes instead (``n_jobs``).
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _exact_block(start, stop, arrays, periods, mode, wave, parameters, dc, velocity="phase"):
-    if multiprocessing.parent_process() is not None:
-        torch.set_num_threads(1)  # one process per core; no oversubscription
+    with _one_torch_thread():
+        return _exact_rows(start, stop, arrays, periods, mode, wave, parameters, dc, velocity)
+
+
+def _exact_rows(start, stop, arrays, periods, mode, wave, parameters, dc, velocity):
     thickness, velocity_p, velocity_s, density = arrays
     n_depth = thickness.shape[1]
     out = np.full((stop - start, 1 + len(parameters), periods.size, n_depth), np.nan)
