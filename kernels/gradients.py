@@ -461,10 +461,16 @@ def physics_directional_derivative(models, direction, periods, step=0.1, waves=W
     xarray.DataArray
         km/s on ``(sample, [direction,] wave, period)``; NaN where a root failed.
     """
+    if direction.sizes.get("sample") != models.sizes["sample"]:
+        raise ValueError(f"direction needs one perturbation per model on 'sample' "
+                         f"({models.sizes['sample']}), got dims {dict(direction.sizes)}.")
+    if "sample" in direction.coords:  # pair by label, not by position
+        direction = direction.sel(sample=models["sample"].values)
     extra = [d for d in direction.dims if d not in ("sample", "depth")]
     stacked = direction.transpose("sample", *extra, "depth")
     flat = stacked.values.reshape(-1, stacked.sizes["depth"])
     repeat = flat.shape[0] // models.sizes["sample"]
+    assert flat.shape[0] == repeat * models.sizes["sample"]
     base = {name: np.repeat(models[name].transpose("sample", "depth").values, repeat, axis=0)
             for name in ("thickness", "velocity_p", "velocity_s", "density")}
 
@@ -555,8 +561,8 @@ def cached_theory(store, test, periods, cache_dir, n_jobs=1):
         ds.attrs = provenance(config={"periods": list(map(float, periods))})
         return ds
 
-    return cached_dataset(Path(cache_dir) / f"emergence-theory-{_test_key(store, test)}.nc",
-                          compute)
+    key = _test_key(store, test, periods=list(map(float, periods)))
+    return cached_dataset(Path(cache_dir) / f"emergence-theory-{key}.nc", compute)
 
 
 def cached_prior_median(store, train, test, periods, cache_dir):
@@ -568,7 +574,7 @@ def cached_prior_median(store, train, test, periods, cache_dir):
     # One model's kernels are stored; the broadcast to the test models is cheap.
     key = config_hash({"store": store.attrs["config"], "code": code_hash("baselines"),
                        "periods": list(map(float, periods)), "baseline": "prior-median",
-                       "train": int(train.sizes["sample"])})
+                       "train": train["sample"].values.tolist()})
     kernels = cached_dataset(Path(cache_dir) / f"emergence-prior-median-{key}.nc",
                              lambda: _median_model_kernels(train, periods))
     return _broadcast_kernels(kernels, test)
@@ -577,9 +583,11 @@ def cached_prior_median(store, train, test, periods, cache_dir):
 def cached_directional_reference(store, test, periods, cache_dir, rms=0.01, step=0.1, n_jobs=1):
     """Prior-drawn perturbations of the test models and the physics' response, computed once.
 
-    Each test model is perturbed towards the next test model (a fixed
-    derangement; :func:`prior_directions`) and the physics' central
-    difference is taken with disba (:func:`physics_directional_derivative`).
+    Each test model is perturbed towards the test model two places on (a
+    fixed derangement, independent of :func:`another_model_kernels`' shift of
+    one, so that no kernel borrowed by that baseline is tested along the very
+    direction to its own model; :func:`prior_directions`) and the physics'
+    central difference is taken with disba (:func:`physics_directional_derivative`).
 
     Returns
     -------
@@ -592,11 +600,12 @@ def cached_directional_reference(store, test, periods, cache_dir, rms=0.01, step
     from .io import cached_dataset
 
     n = test.sizes["sample"]
-    partners = test.isel(sample=(np.arange(n) + 1) % n).assign_coords(
+    shift = 2 if n > 2 else 1
+    partners = test.isel(sample=(np.arange(n) + shift) % n).assign_coords(
         sample=test["sample"].values)
     direction = prior_directions(test, partners, rms=rms)
     key = _test_key(store, test, stage="baselines", rms=float(rms), step=float(step),
-                    periods=list(map(float, periods)))
+                    periods=list(map(float, periods)), partner_shift=shift)
     response = cached_dataset(
         Path(cache_dir) / f"emergence-directional-{key}.nc",
         lambda: physics_directional_derivative(test, direction, periods, step=step,

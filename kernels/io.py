@@ -225,17 +225,26 @@ def config_hash(config):
 #: stage's cache keys carry :func:`code_hash` of these, so that a change to a
 #: prior regenerates the data stores, a change to the training code retrains the
 #: surrogates, and a change elsewhere (plotting, say) reuses both.
+#: ``"module:name"`` hashes one object of a module (the depth grid, not the
+#: chapter settings that share ``config.py``).
 STAGE_MODULES = {
-    "data": ("config", "priors", "forward", "data", "_parallel"),
-    "kernels": ("config", "forward", "sensitivity", "_secular", "_parallel"),
+    "data": ("config:Grid", "priors", "forward", "data", "_parallel"),
+    "kernels": ("config:Grid", "forward", "sensitivity", "_secular", "_parallel"),
     "training": ("surrogate",),
-    "baselines": ("config", "forward", "sensitivity", "_secular", "_parallel", "gradients"),
+    "baselines": ("config:Grid", "forward", "sensitivity", "_secular", "_parallel",
+                  "gradients"),
 }
 
 
 def _module_source(name):
-    """Source text of the package module ``kernels.<name>``."""
-    return (Path(__file__).parent / f"{name}.py").read_text()
+    """Source text of the package module ``kernels.<name>`` (or one object, ``module:obj``)."""
+    import importlib
+    import inspect
+
+    module, _, obj = name.partition(":")
+    if obj:
+        return inspect.getsource(getattr(importlib.import_module(f"kernels.{module}"), obj))
+    return (Path(__file__).parent / f"{module}.py").read_text()
 
 
 @functools.cache

@@ -25,7 +25,8 @@ __all__ = ["cosine_similarity", "relative_l2", "pearson", "depth_of_peak", "kern
            "period_bin_labels", "assign_period_bins", "dispersion_errors",
            "errors_by_period_bin", "summarise_by_period_bin", "align_on_depth",
            "raw_kernel_error", "skill", "cosine_skill", "depth_shares", "cluster_bootstrap",
-           "binned_statistics", "binned_skill", "paired_difference_by_period_bin"]
+           "binned_statistics", "binned_skill", "paired_difference_by_period_bin",
+           "relative_l2_by_period_bin"]
 
 
 def cosine_similarity(a, b, dim="depth"):
@@ -229,10 +230,10 @@ def summarise_by_period_bin(values, bins=PERIOD_BINS, n_boot=1000, seed=0, clust
         Bootstrap resamples of the median.
     seed : int
         Seed of the bootstrap.
-    cluster : str
+    cluster : str or None
         The dim whose entries are resampled whole (models): all the periods of
-        a resampled model come with it. Without that dim every cell is its own
-        cluster.
+        a resampled model come with it. None resamples cells as if they were
+        independent (too narrow for correlated cells; for comparison only).
 
     Returns
     -------
@@ -260,12 +261,25 @@ def summarise_by_period_bin(values, bins=PERIOD_BINS, n_boot=1000, seed=0, clust
 
 
 def _bin_block(values, label, cluster="sample"):
-    """The values of one period bin as a (cluster, everything else) array."""
+    """The values of one period bin as a (cluster, everything else) array.
+
+    ``cluster=None`` makes every cell its own cluster (only right for
+    independent cells); a named cluster dim that is missing is an error.
+    """
     inside = values.isel(period=np.flatnonzero(values["period_bin"].values == label))
-    if cluster in inside.dims:
-        inside = inside.transpose(cluster, ...)
-        return inside.values.reshape(inside.sizes[cluster], -1)
-    return inside.values.reshape(-1, 1)
+    if cluster is None:
+        return inside.values.reshape(-1, 1)
+    if cluster not in inside.dims:
+        raise ValueError(f"the values have no {cluster!r} dim to resample (dims "
+                         f"{list(inside.dims)}); pass cluster=None only for independent cells.")
+    inside = inside.transpose(cluster, ...)
+    return inside.values.reshape(inside.sizes[cluster], -1)
+
+
+def _joint(a, b):
+    """Two blocks with NaN wherever either is NaN (the same cells on both sides)."""
+    missing = ~(np.isfinite(a) & np.isfinite(b))
+    return np.where(missing, np.nan, a), np.where(missing, np.nan, b)
 
 
 def _nanmedian(resampled):
@@ -282,9 +296,9 @@ def cluster_bootstrap(values, statistic=None, n_boot=1000, seed=0, level=0.95):
 
     Parameters
     ----------
-    values : array_like or sequence of array_like, shape (n_cluster, ...)
-        One row per cluster (a model), any number of cells per row. Several
-        arrays with the same number of rows are resampled with the same rows
+    values : array_like or tuple of array_like, shape (n_cluster, ...)
+        One row per cluster (a model), any number of cells per row. A tuple of
+        arrays with the same number of rows is resampled with the same rows
         (a paired bootstrap).
     statistic : callable, optional
         Maps resampled arrays of shape ``(n_boot, n_cluster, ...)`` (one per
@@ -309,8 +323,8 @@ def cluster_bootstrap(values, statistic=None, n_boot=1000, seed=0, level=0.95):
     >>> bool(low < 49.5 < high)
     True
     """
-    arrays = [np.asarray(values, dtype=float)] if not isinstance(values, (list, tuple)) \
-        else [np.asarray(a, dtype=float) for a in values]
+    arrays = ([np.asarray(a, dtype=float) for a in values] if isinstance(values, tuple)
+              else [np.asarray(values, dtype=float)])
     n = arrays[0].shape[0]
     if any(a.shape[0] != n for a in arrays):
         raise ValueError(f"every array needs the same number of clusters (rows); got "
@@ -475,8 +489,9 @@ def binned_skill(method, baseline, kind="error", bins=PERIOD_BINS, n_boot=1000, 
 
     ``kind="error"``: ``1 - median(error) / median(baseline error)``;
     ``kind="cosine"``: ``1 - median(1 - cos) / median(1 - cos_baseline)``, the
-    same thing with ``1 - cos`` as the error. The interval is a paired cluster
-    bootstrap: the same resampled models for method and baseline.
+    same thing with ``1 - cos`` as the error, over the cells where both are
+    finite. The interval is a paired cluster bootstrap: the same resampled
+    models for method and baseline.
 
     Parameters
     ----------
@@ -501,17 +516,18 @@ def binned_skill(method, baseline, kind="error", bins=PERIOD_BINS, n_boot=1000, 
 
     if kind not in ("error", "cosine"):
         raise ValueError(f"kind must be 'error' or 'cosine', got {kind!r}.")
-    method, baseline = xr.align(method, baseline, join="exact")
+    # A baseline without a dim of the method's (seeds, say) is repeated along it.
+    method, baseline = xr.broadcast(*xr.align(method, baseline, join="exact"))
     if kind == "cosine":
         method, baseline = 1 - method, 1 - baseline
     method, baseline = assign_period_bins(method, bins), assign_period_bins(baseline, bins)
     rows = []
     for wave in method["wave"].values:
         for label in period_bin_labels(bins):
-            a = _bin_block(method.sel(wave=wave), label, cluster)
-            b = _bin_block(baseline.sel(wave=wave), label, cluster)
+            a, b = _joint(_bin_block(method.sel(wave=wave), label, cluster),
+                          _bin_block(baseline.sel(wave=wave), label, cluster))
             m, base = float(_nanmedian(a[None])[0]), float(_nanmedian(b[None])[0])
-            low, high = cluster_bootstrap([a, b], _median_skill, n_boot, seed, level)
+            low, high = cluster_bootstrap((a, b), _median_skill, n_boot, seed, level)
             if kind == "cosine":  # report the medians of the cosines themselves
                 m, base = 1 - m, 1 - base
             rows.append({"wave": str(wave), "period_bin": label,
@@ -520,13 +536,51 @@ def binned_skill(method, baseline, kind="error", bins=PERIOD_BINS, n_boot=1000, 
     return pd.DataFrame(rows).set_index(["wave", "period_bin"])
 
 
+def relative_l2_by_period_bin(estimate, reference, bins=PERIOD_BINS, n_boot=1000, seed=0,
+                              level=0.95):
+    """Per model, ``||estimate - reference|| / ||reference||`` over each bin's periods.
+
+    No cell is left out for being small: where the reference is near zero at
+    some periods, the estimate's error there still counts against it.
+
+    Parameters
+    ----------
+    estimate, reference : xarray.DataArray
+        On ``(sample, wave, period)`` (e.g. directional derivatives, km/s).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``(wave, period_bin)``; columns ``median`` (over models), ``low``
+        and ``high`` (cluster-bootstrap interval over models).
+    """
+    import pandas as pd
+
+    estimate, reference = xr.align(estimate, reference, join="exact")
+    missing = estimate.isnull() | reference.isnull()
+    estimate, reference = estimate.where(~missing, 0.0), reference.where(~missing, 0.0)
+    error = assign_period_bins((estimate - reference) ** 2, bins)
+    norm = assign_period_bins(reference**2, bins)
+    rows = []
+    for wave in error["wave"].values:
+        for label in period_bin_labels(bins):
+            e = _bin_block(error.sel(wave=wave), label).sum(axis=1)
+            n = _bin_block(norm.sel(wave=wave), label).sum(axis=1)
+            per_model = np.sqrt(e / np.where(n > 0, n, np.nan))[:, None]
+            low, high = cluster_bootstrap(per_model, None, n_boot, seed, level)
+            rows.append({"wave": str(wave), "period_bin": label,
+                         "median": float(np.nanmedian(per_model)), "low": low, "high": high})
+    return pd.DataFrame(rows).set_index(["wave", "period_bin"])
+
+
 def paired_difference_by_period_bin(a, b, bins=PERIOD_BINS, n_boot=1000, seed=0,
                                     cluster="sample", level=0.95):
     """Difference of the bins' medians, ``median(a) - median(b)``, on the same models.
 
-    The interval is a paired cluster bootstrap (the same resampled models on
-    both sides), which is what a comparison of two surrogates on one test set
-    needs: most of the model-to-model spread is common to both and cancels.
+    Both medians are over the cells where both are finite. The interval is a
+    paired cluster bootstrap (the same resampled models on both sides), which
+    is what a comparison of two surrogates on one test set needs: most of the
+    model-to-model spread is common to both and cancels.
 
     Returns
     -------
@@ -536,7 +590,7 @@ def paired_difference_by_period_bin(a, b, bins=PERIOD_BINS, n_boot=1000, seed=0,
     """
     import pandas as pd
 
-    a, b = xr.align(a, b, join="exact")
+    a, b = xr.broadcast(*xr.align(a, b, join="exact"))
     a, b = assign_period_bins(a, bins), assign_period_bins(b, bins)
 
     def statistic(x, y):
@@ -545,10 +599,10 @@ def paired_difference_by_period_bin(a, b, bins=PERIOD_BINS, n_boot=1000, seed=0,
     rows = []
     for wave in a["wave"].values:
         for label in period_bin_labels(bins):
-            x = _bin_block(a.sel(wave=wave), label, cluster)
-            y = _bin_block(b.sel(wave=wave), label, cluster)
+            x, y = _joint(_bin_block(a.sel(wave=wave), label, cluster),
+                          _bin_block(b.sel(wave=wave), label, cluster))
             mx, my = float(_nanmedian(x[None])[0]), float(_nanmedian(y[None])[0])
-            low, high = cluster_bootstrap([x, y], statistic, n_boot, seed, level)
+            low, high = cluster_bootstrap((x, y), statistic, n_boot, seed, level)
             rows.append({"wave": str(wave), "period_bin": label, "a": mx, "b": my,
                          "difference": mx - my, "difference_low": low,
                          "difference_high": high})

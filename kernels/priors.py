@@ -122,8 +122,9 @@ def available_priors():
 
     Examples
     --------
-    >>> sorted(available_priors())
-    ['strong', 'strong-corrected', 'strong-decorrelated', 'weak']
+    >>> sorted(available_priors())  # doctest: +NORMALIZE_WHITESPACE
+    ['strong', 'strong-corrected', 'strong-decorrelated', 'strong-decorrelated-vp-density',
+     'weak']
     """
     return {name: prior.description for name, prior in _REGISTRY.items()}
 
@@ -293,12 +294,18 @@ _WEAK_DENSITY_VP_CLIP = (1.0, 8.5)
 _WEAK_DENSITY_CLIP = (1.0, 3.8)
 
 
+#: Priors whose density is a function of Vp (Brocher's law, clipped for "weak").
+_BROCHER_PRIORS = ("weak", "strong", "strong-corrected")
+
+
 def density_slope(velocity_p, prior):
     """d rho / d Vp of a prior's density law, (g/cm^3)/(km/s), clips included.
 
-    Every registered prior sets density by Brocher's law; the weak prior clips
-    Vp to [1, 8.5] km/s inside the polynomial and the density to [1.0, 3.8]
-    g/cm^3, and where a clip is active the density does not follow Vp (slope 0).
+    The weak, strong and strong-corrected priors set density by Brocher's law;
+    the weak prior clips Vp to [1, 8.5] km/s inside the polynomial and the
+    density to [1.0, 3.8] g/cm^3, and where a clip is active the density does
+    not follow Vp (slope 0). Other priors (the decorrelated ones, whose density
+    is perturbed independently of Vp) have no such law and are refused.
 
     Parameters
     ----------
@@ -314,10 +321,11 @@ def density_slope(velocity_p, prior):
     Examples
     --------
     >>> float(density_slope(9.0, "weak")), round(float(density_slope(9.0, "strong")), 4)
-    (0.0, 0.4189)
+    (0.0, 0.4072)
     """
-    if prior not in _REGISTRY:
-        raise ValueError(f"prior must be one of {available_priors()}, got {prior!r}.")
+    if prior not in _BROCHER_PRIORS:
+        raise ValueError(f"prior must be one whose density is Brocher's function of Vp, "
+                         f"{list(_BROCHER_PRIORS)}; got {prior!r}.")
     v = np.asarray(velocity_p, dtype=float)
     slope = brocher_slope(v)
     if prior != "weak":

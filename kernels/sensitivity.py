@@ -291,7 +291,8 @@ def _finish(models, out, data_vars, periods, attrs):
     ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
     failed = np.isnan(out[:, 1:]).any(axis=(1, 3)) | np.isnan(out[:, 0, :, 0])
     ds = ds.assign_coords(failed=(("sample", "period"), failed))
-    ds["failed"].attrs["long_name"] = "no root (kernel is NaN)"
+    ds["failed"].attrs["long_name"] = ("no root, or a root the Newton polish could not "
+                                       "confirm (kernel is NaN)")
     if "sample" in models.dims:
         return ds.assign_coords(sample=models["sample"].values)
     return ds.isel(sample=0)

@@ -613,16 +613,18 @@ def load(path, depth=None, periods=None, device=None):
 
 
 #: Ridge penalties tried by :func:`fit_ridge`, per training model (standardised units).
-RIDGE_ALPHAS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+RIDGE_ALPHAS = tuple(10.0**k for k in range(-10, 1))
 
 
 def fit_ridge(train, validation, n_basis=64, alphas=RIDGE_ALPHAS):
     """A linear surrogate: ridge regression from the basis-MLP's input features to the curves.
 
-    The features are the basis-MLP's (log-profiles projected onto its depth
-    basis, standardised on ``train``), so this is the basis-MLP with no hidden
-    layer, fitted in closed form. Its Jacobian, a linear map of the log model,
-    is its kernel: the best a linear function of the same inputs can do.
+    The features are the basis-MLP's with its default options (log-profiles
+    projected onto its depth basis, standardised on ``train``; outputs in
+    km/s), so this is that network with no hidden layer, fitted in closed form.
+    A penalty at either end of ``alphas`` is chosen with a warning. Its
+    Jacobian, a linear map of the log model, is its kernel: the best a linear
+    function of the same inputs can do.
 
     Parameters
     ----------
@@ -659,6 +661,11 @@ def fit_ridge(train, validation, n_basis=64, alphas=RIDGE_ALPHAS):
             linear.bias.zero_()
             scores[alpha] = float(model._rmse(network, x_val, y_val).mean())
         best = min(scores, key=scores.get)
+        if best in (min(alphas), max(alphas)) and len(alphas) > 1:
+            import warnings
+
+            warnings.warn(f"fit_ridge: the best penalty, {best:g}, is at the end of the grid "
+                          f"{min(alphas):g}-{max(alphas):g}; widen alphas.", stacklevel=2)
         weights = torch.linalg.solve(gram + best * len(features)
                                      * torch.eye(gram.shape[0], dtype=gram.dtype), moment)
         linear.weight.copy_(weights.T.float())

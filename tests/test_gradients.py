@@ -159,8 +159,8 @@ def test_density_coupling_respects_the_weak_prior_clip():
         float(priors.brocher_slope(6.0)))
     assert float(priors.density_slope(9.0, "strong")) == pytest.approx(
         float(priors.brocher_slope(9.0)))
-    with pytest.raises(ValueError, match="prior must be one of"):
-        priors.density_slope(6.0, "nope")
+    with pytest.raises(ValueError, match="Brocher's function of Vp"):
+        priors.density_slope(6.0, "strong-decorrelated")
     depth = np.array([0.0, 1.0])
     models = xr.Dataset({"velocity_p": ("depth", [6.0, 9.0]), "density": ("depth", [2.7, 3.3])},
                         coords={"depth": depth}, attrs={"prior": "weak"})
@@ -172,3 +172,15 @@ def test_density_coupling_respects_the_weak_prior_clip():
     assert combined.values[0] > 1.0
     with pytest.raises(ValueError, match="pass prior"):
         gradients.along_density_coupling(g, models.assign_attrs(prior=None))
+
+
+def test_physics_directional_derivative_pairs_directions_by_label(models):
+    """Directions are matched to models by sample label, whatever their order."""
+    bumps = gradients.bump_directions(models, centres=[5.0], widths=[5.0])
+    periods = np.array([5.0, 20.0])
+    aligned = gradients.physics_directional_derivative(models, bumps, periods)
+    shuffled = gradients.physics_directional_derivative(models, bumps.isel(sample=[4, 2, 0, 1, 3]),
+                                                        periods)
+    xr.testing.assert_allclose(aligned, shuffled.sel(sample=aligned.sample))
+    with pytest.raises(ValueError, match="one perturbation per model"):
+        gradients.physics_directional_derivative(models, bumps.isel(sample=[0, 1]), periods)

@@ -86,6 +86,10 @@ def test_cache_keys_follow_the_code_they_depend_on(tmp_path, monkeypatch):
         before, path = keys()
         monkeypatch.setattr(io, "_module_source", edited("plotting"))
         assert keys() == (before, path)
+        monkeypatch.setattr(io, "_module_source", edited("config"))  # chapter settings
+        assert keys() == (before, path)
+        monkeypatch.setattr(io, "_module_source", edited("config:Grid"))
+        assert keys()[1] != path
         monkeypatch.setattr(io, "_module_source", edited("priors"))
         after, moved = keys()
         assert moved != path and after["data"] != before["data"]

@@ -75,7 +75,7 @@ def test_cluster_bootstrap_is_wider_than_pooled_on_period_correlated_data():
                           dims=("sample", "wave", "period"),
                           coords={"wave": ["rayleigh"], "period": periods})
     models = metrics.summarise_by_period_bin(values, n_boot=300, cluster="sample")
-    cells = metrics.summarise_by_period_bin(values, n_boot=300, cluster="none")
+    cells = metrics.summarise_by_period_bin(values, n_boot=300, cluster=None)
     width_models = models.median_ci_high - models.median_ci_low
     width_cells = cells.median_ci_high - cells.median_ci_low
     # With the cells of a model fully correlated, the pooled interval shrinks
@@ -109,6 +109,8 @@ def test_skill_scores_and_depth_shares():
     assert (shares.half_space <= shares.below_cut).all()
     assert_allclose(metrics.raw_kernel_error(k, k), 0.0)
     assert_allclose(metrics.raw_kernel_error(2 * k, k, max_depth=110.0), 1.0)
+    with pytest.raises(ValueError, match="no 'model' dim to resample"):
+        metrics.summarise_by_period_bin(k.expand_dims(wave=["rayleigh"]), cluster="model")
     with pytest.raises(ValueError, match="kind must be"):
         metrics.binned_skill(k.expand_dims(sample=[0], wave=["rayleigh"]),
                              k.expand_dims(sample=[0], wave=["rayleigh"]), kind="ratio")
