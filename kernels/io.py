@@ -247,9 +247,30 @@ def _module_source(name):
     return (Path(__file__).parent / f"{module}.py").read_text()
 
 
+def _code_only(source):
+    """The code of a source text, without its comments, docstrings and layout.
+
+    Editing documentation must not regenerate data or retrain surrogates, so
+    the hash is taken of the syntax tree with docstrings removed.
+    """
+    import ast
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(source))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, annotate_fields=False)
+
+
 @functools.cache
 def code_hash(stage):
-    """Short hash of the source of the modules a stage depends on (:data:`STAGE_MODULES`).
+    """Short hash of the code of the modules a stage depends on (:data:`STAGE_MODULES`).
+
+    Comments, docstrings and formatting do not count (:func:`_code_only`).
 
     Parameters
     ----------
@@ -265,7 +286,7 @@ def code_hash(stage):
         raise ValueError(f"stage must be one of {sorted(STAGE_MODULES)}, got {stage!r}.")
     digest = hashlib.sha256()
     for name in STAGE_MODULES[stage]:
-        digest.update(name.encode() + b"\0" + _module_source(name).encode() + b"\0")
+        digest.update(name.encode() + b"\0" + _code_only(_module_source(name)).encode() + b"\0")
     return digest.hexdigest()[:16]
 
 

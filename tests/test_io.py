@@ -77,9 +77,9 @@ def test_cache_keys_follow_the_code_they_depend_on(tmp_path, monkeypatch):
         return ({stage: io.code_hash(stage) for stage in io.STAGE_MODULES},
                 store_path(tmp_path, "weak", 100, 1))
 
-    def edited(module):
+    def edited(module, text="\nEDITED = 1\n"):
         def source(name):
-            return real(name) + ("\n# edited\n" if name == module else "")
+            return real(name) + (text if name == module else "")
         return source
 
     try:
@@ -88,8 +88,10 @@ def test_cache_keys_follow_the_code_they_depend_on(tmp_path, monkeypatch):
         assert keys() == (before, path)
         monkeypatch.setattr(io, "_module_source", edited("config"))  # chapter settings
         assert keys() == (before, path)
-        monkeypatch.setattr(io, "_module_source", edited("config:Grid"))
+        monkeypatch.setattr(io, "_module_source", edited("config:Grid", "\n    EDITED = 1\n"))
         assert keys()[1] != path
+        monkeypatch.setattr(io, "_module_source", edited("priors", "\n# a comment only\n"))
+        assert keys() == (before, path)  # documentation is not code
         monkeypatch.setattr(io, "_module_source", edited("priors"))
         after, moved = keys()
         assert moved != path and after["data"] != before["data"]
