@@ -479,6 +479,20 @@ def binned_statistics(values, bins=PERIOD_BINS, n_boot=1000, seed=0, cluster="sa
     return pd.DataFrame(list(rows.values()), index=index)
 
 
+def _paired_bins(a, b, bins, cluster):
+    """``(wave, bin label, block a, block b)`` per wave and period bin, on the same cells.
+
+    A metric without a dim of the other's (seeds, say) is repeated along it;
+    cells finite on one side only are NaN on both.
+    """
+    a, b = xr.broadcast(*xr.align(a, b, join="exact"))
+    a, b = assign_period_bins(a, bins), assign_period_bins(b, bins)
+    for wave in a["wave"].values:
+        for label in period_bin_labels(bins):
+            yield (str(wave), label, *_joint(_bin_block(a.sel(wave=wave), label, cluster),
+                                             _bin_block(b.sel(wave=wave), label, cluster)))
+
+
 def _median_skill(method, baseline):
     return skill(_nanmedian(method), _nanmedian(baseline))
 
@@ -516,23 +530,17 @@ def binned_skill(method, baseline, kind="error", bins=PERIOD_BINS, n_boot=1000, 
 
     if kind not in ("error", "cosine"):
         raise ValueError(f"kind must be 'error' or 'cosine', got {kind!r}.")
-    # A baseline without a dim of the method's (seeds, say) is repeated along it.
-    method, baseline = xr.broadcast(*xr.align(method, baseline, join="exact"))
     if kind == "cosine":
         method, baseline = 1 - method, 1 - baseline
-    method, baseline = assign_period_bins(method, bins), assign_period_bins(baseline, bins)
     rows = []
-    for wave in method["wave"].values:
-        for label in period_bin_labels(bins):
-            a, b = _joint(_bin_block(method.sel(wave=wave), label, cluster),
-                          _bin_block(baseline.sel(wave=wave), label, cluster))
-            m, base = float(_nanmedian(a[None])[0]), float(_nanmedian(b[None])[0])
-            low, high = cluster_bootstrap((a, b), _median_skill, n_boot, seed, level)
-            if kind == "cosine":  # report the medians of the cosines themselves
-                m, base = 1 - m, 1 - base
-            rows.append({"wave": str(wave), "period_bin": label,
-                         "skill": _median_skill(a[None], b[None])[0], "skill_low": low,
-                         "skill_high": high, "method": m, "baseline": base})
+    for wave, label, a, b in _paired_bins(method, baseline, bins, cluster):
+        m, base = float(_nanmedian(a[None])[0]), float(_nanmedian(b[None])[0])
+        low, high = cluster_bootstrap((a, b), _median_skill, n_boot, seed, level)
+        if kind == "cosine":  # report the medians of the cosines themselves
+            m, base = 1 - m, 1 - base
+        rows.append({"wave": wave, "period_bin": label,
+                     "skill": _median_skill(a[None], b[None])[0], "skill_low": low,
+                     "skill_high": high, "method": m, "baseline": base})
     return pd.DataFrame(rows).set_index(["wave", "period_bin"])
 
 
@@ -590,22 +598,15 @@ def paired_difference_by_period_bin(a, b, bins=PERIOD_BINS, n_boot=1000, seed=0,
     """
     import pandas as pd
 
-    a, b = xr.broadcast(*xr.align(a, b, join="exact"))
-    a, b = assign_period_bins(a, bins), assign_period_bins(b, bins)
-
     def statistic(x, y):
         return _nanmedian(x) - _nanmedian(y)
 
     rows = []
-    for wave in a["wave"].values:
-        for label in period_bin_labels(bins):
-            x, y = _joint(_bin_block(a.sel(wave=wave), label, cluster),
-                          _bin_block(b.sel(wave=wave), label, cluster))
-            mx, my = float(_nanmedian(x[None])[0]), float(_nanmedian(y[None])[0])
-            low, high = cluster_bootstrap((x, y), statistic, n_boot, seed, level)
-            rows.append({"wave": str(wave), "period_bin": label, "a": mx, "b": my,
-                         "difference": mx - my, "difference_low": low,
-                         "difference_high": high})
+    for wave, label, x, y in _paired_bins(a, b, bins, cluster):
+        mx, my = float(_nanmedian(x[None])[0]), float(_nanmedian(y[None])[0])
+        low, high = cluster_bootstrap((x, y), statistic, n_boot, seed, level)
+        rows.append({"wave": wave, "period_bin": label, "a": mx, "b": my,
+                     "difference": mx - my, "difference_low": low, "difference_high": high})
     return pd.DataFrame(rows).set_index(["wave", "period_bin"])
 
 
