@@ -34,7 +34,7 @@ from .priors import draw, extra_variables, sample
 
 __all__ = ["simulate", "simulate_cached", "generate", "generate_cached", "open_store",
            "load_split", "SPLITS",
-           "split_of", "store_path", "prior_extras"]
+           "split_of", "store_path", "prior_extras", "shuffled_labels"]
 
 #: Split codes stored in the ``split`` variable.
 SPLITS = {"train": 0, "validation": 1, "test": 2}
@@ -475,6 +475,29 @@ def load_split(store, split):
                        np.broadcast_to(thickness, (ds.sizes["sample"], thickness.size)).copy(),
                        {"units": "km", "long_name": "layer thickness"})
     return ds
+
+
+def shuffled_labels(split, seed):
+    """A split whose dispersion curves are permuted across models (the labels shuffled).
+
+    A network trained on it sees the right inputs and the right curves, but no
+    relation between them: its Jacobian is what the architecture and the
+    training recipe produce without information.
+
+    Parameters
+    ----------
+    split : xarray.Dataset
+        Models and ``phase_velocity`` on ``sample``.
+    seed : int
+        Seed of the permutation.
+    """
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(split.sizes["sample"])
+    out = split.copy()
+    out["phase_velocity"] = split["phase_velocity"].copy(
+        data=split["phase_velocity"].values[order])
+    out.attrs = {**split.attrs, "labels": f"shuffled across models (seed {seed})"}
+    return out
 
 
 def prior_extras(store, samples):

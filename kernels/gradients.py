@@ -28,7 +28,8 @@ comparison as the surrogate:
   fixed derangement: knows the physics, not the model);
 - a linear surrogate (:func:`kernels.surrogate.fit_ridge`) and the untrained or
   label-shuffled network (:meth:`kernels.surrogate.Surrogate.initialise`,
-  :func:`shuffled_labels`) are surrogates themselves: their Jacobians are their kernels.
+  :func:`kernels.data.shuffled_labels`) are surrogates themselves: their Jacobians
+  are their kernels.
 
 **Directional derivatives.** For a model perturbation :math:`\delta m`, the
 test that matters for an inversion is whether :math:`J\,\delta m` is the change
@@ -39,12 +40,14 @@ from the prior (:func:`prior_directions`) and localised ones (:func:`bump_direct
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import xarray as xr
 
 from .config import WAVES
 from .forward import dispersion_curves
-from .io import model_dataset
+from .io import cached_dataset, code_hash, config_hash, model_dataset, provenance
 from .metrics import cosine_similarity, kernel_agreement, raw_kernel_error
 from .priors import density_slope
 from .sensitivity import display_form, kernel_dataset
@@ -53,7 +56,7 @@ from .subspace import INPUTS, log_gradient
 __all__ = ["FORMS", "paired_display_forms", "surrogate_log_gradient", "theory_log_gradient",
            "along_density_coupling", "channel_agreement", "project_onto_basis",
            "prior_median_model", "prior_median_kernels", "another_model_kernels",
-           "shuffled_labels", "prior_directions", "bump_directions", "directional_derivative",
+           "prior_directions", "bump_directions", "directional_derivative",
            "physics_directional_derivative", "directional_error", "cached_theory",
            "cached_prior_median", "cached_directional_reference", "emergence_scores",
            "solver_noise_floor"]
@@ -280,6 +283,14 @@ def prior_median_kernels(train, test, periods, waves=WAVES):
     return _broadcast_kernels(_median_model_kernels(train, periods, waves), test)
 
 
+def _shifted(ds, shift):
+    """``ds`` with each sample's values taken from the sample ``shift`` places on
+    (cyclically), under the original labels."""
+    n = ds.sizes["sample"]
+    return ds.isel(sample=(np.arange(n) + shift) % n).assign_coords(
+        sample=ds["sample"].values)
+
+
 def another_model_kernels(kernels, shift=1):
     """The another-model baseline: each model gets the kernel of a different test model.
 
@@ -302,36 +313,11 @@ def another_model_kernels(kernels, shift=1):
     if n < 2 or not 0 < shift % n:
         raise ValueError(f"another_model_kernels needs at least 2 models and a shift that is "
                          f"not a multiple of their number ({n}); got shift={shift}.")
-    labels = kernels["sample"].values
-    order = (np.arange(n) + shift) % n
-    moved = kernels.isel(sample=order).assign_coords(sample=labels)
+    moved = _shifted(kernels, shift)
     if "failed" in moved.coords:
         # A period is usable only where both the borrowed and the own kernel exist.
         moved = moved.assign_coords(failed=moved["failed"] | kernels["failed"])
     return moved
-
-
-def shuffled_labels(split, seed):
-    """A split whose dispersion curves are permuted across models (the labels shuffled).
-
-    A network trained on it sees the right inputs and the right curves, but no
-    relation between them: its Jacobian is what the architecture and the
-    training recipe produce without information.
-
-    Parameters
-    ----------
-    split : xarray.Dataset
-        Models and ``phase_velocity`` on ``sample``.
-    seed : int
-        Seed of the permutation.
-    """
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(split.sizes["sample"])
-    out = split.copy()
-    out["phase_velocity"] = split["phase_velocity"].copy(
-        data=split["phase_velocity"].values[order])
-    out.attrs = {**split.attrs, "labels": f"shuffled across models (seed {seed})"}
-    return out
 
 
 # --------------------------------------------------------------------------
@@ -470,7 +456,6 @@ def physics_directional_derivative(models, direction, periods, step=0.1, waves=W
     stacked = direction.transpose("sample", *extra, "depth")
     flat = stacked.values.reshape(-1, stacked.sizes["depth"])
     repeat = flat.shape[0] // models.sizes["sample"]
-    assert flat.shape[0] == repeat * models.sizes["sample"]
     base = {name: np.repeat(models[name].transpose("sample", "depth").values, repeat, axis=0)
             for name in ("thickness", "velocity_p", "velocity_s", "density")}
 
@@ -522,14 +507,12 @@ def directional_error(estimate, reference, floor=0.0):
 
 
 def _test_key(store, test, stage="kernels", **extra):
-    from .io import code_hash, config_hash
-
     return config_hash({"samples": test["sample"].values.tolist(), "store": store.attrs["config"],
                         "code": code_hash(stage), **extra})
 
 
-def cached_theory(store, test, periods, cache_dir, n_jobs=1):
-    """Exact phase velocities and dc/dVs of a store's test models, computed once.
+def cached_theory(store, test, periods, cache_dir, n_jobs=1, parameters=("velocity_s",)):
+    """Exact phase velocities and kernels of a store's test models, computed once.
 
     Parameters
     ----------
@@ -543,34 +526,29 @@ def cached_theory(store, test, periods, cache_dir, n_jobs=1):
         Cache root.
     n_jobs : int
         Processes.
+    parameters : sequence of str
+        The kernels kept (``dc_d<parameter>``); the engine computes all four at once.
 
     Returns
     -------
     xarray.Dataset
-        ``phase_velocity`` and ``dc_dvelocity_s`` on ``(sample, wave, period[, depth])``,
+        ``phase_velocity`` and ``dc_d<parameter>`` on ``(sample, wave, period[, depth])``,
         with the ``failed`` flag.
     """
-    from pathlib import Path
-
-    from .io import cached_dataset, provenance
+    keep = ["phase_velocity", *(f"dc_d{name}" for name in parameters)]
 
     def compute():
         ds = kernel_dataset(test[["thickness", "velocity_p", "velocity_s", "density"]],
-                            periods, n_jobs=n_jobs)
-        ds = ds[["phase_velocity", "dc_dvelocity_s"]]
+                            periods, n_jobs=n_jobs)[keep]
         ds.attrs = provenance(config={"periods": list(map(float, periods))})
         return ds
 
-    key = _test_key(store, test, periods=list(map(float, periods)))
+    key = _test_key(store, test, periods=list(map(float, periods)), variables=keep)
     return cached_dataset(Path(cache_dir) / f"emergence-theory-{key}.nc", compute)
 
 
 def cached_prior_median(store, train, test, periods, cache_dir):
     """:func:`prior_median_kernels` of a store's training split, computed once."""
-    from pathlib import Path
-
-    from .io import cached_dataset, code_hash, config_hash
-
     # One model's kernels are stored; the broadcast to the test models is cheap.
     key = config_hash({"store": store.attrs["config"], "code": code_hash("baselines"),
                        "periods": list(map(float, periods)), "baseline": "prior-median",
@@ -595,15 +573,9 @@ def cached_directional_reference(store, test, periods, cache_dir, rms=0.01, step
         ``(direction, response)``: delta Vs (km/s, ``sample, depth``) and the
         central difference (km/s, ``sample, wave, period``).
     """
-    from pathlib import Path
-
-    from .io import cached_dataset
-
     n = test.sizes["sample"]
     shift = 2 if n > 2 else 1
-    partners = test.isel(sample=(np.arange(n) + shift) % n).assign_coords(
-        sample=test["sample"].values)
-    direction = prior_directions(test, partners, rms=rms)
+    direction = prior_directions(test, _shifted(test, shift), rms=rms)
     key = _test_key(store, test, stage="baselines", rms=float(rms), step=float(step),
                     periods=list(map(float, periods)), partner_shift=shift)
     response = cached_dataset(

@@ -291,6 +291,11 @@ def _nanmedian(resampled):
     return out
 
 
+def _block_median(block):
+    """NaN-aware median of every cell of one block (NaN if none is finite)."""
+    return float(_nanmedian(block[None])[0])
+
+
 def cluster_bootstrap(values, statistic=None, n_boot=1000, seed=0, level=0.95):
     """Percentile interval of a statistic, resampling whole clusters (rows).
 
@@ -471,8 +476,7 @@ def binned_statistics(values, bins=PERIOD_BINS, n_boot=1000, seed=0, cluster="sa
             for label in period_bin_labels(bins):
                 block = _bin_block(da.sel(wave=wave), label, cluster)
                 row = rows.setdefault((str(wave), label), {})
-                finite = block[np.isfinite(block)]
-                row[name] = float(np.median(finite)) if finite.size else np.nan
+                row[name] = _block_median(block)
                 row[f"{name}_low"], row[f"{name}_high"] = cluster_bootstrap(
                     block, None, n_boot, seed, level)
     index = pd.MultiIndex.from_tuples(rows, names=["wave", "period_bin"])
@@ -534,12 +538,12 @@ def binned_skill(method, baseline, kind="error", bins=PERIOD_BINS, n_boot=1000, 
         method, baseline = 1 - method, 1 - baseline
     rows = []
     for wave, label, a, b in _paired_bins(method, baseline, bins, cluster):
-        m, base = float(_nanmedian(a[None])[0]), float(_nanmedian(b[None])[0])
+        m, base = _block_median(a), _block_median(b)
+        value = skill(m, base)
         low, high = cluster_bootstrap((a, b), _median_skill, n_boot, seed, level)
         if kind == "cosine":  # report the medians of the cosines themselves
             m, base = 1 - m, 1 - base
-        rows.append({"wave": wave, "period_bin": label,
-                     "skill": _median_skill(a[None], b[None])[0], "skill_low": low,
+        rows.append({"wave": wave, "period_bin": label, "skill": value, "skill_low": low,
                      "skill_high": high, "method": m, "baseline": base})
     return pd.DataFrame(rows).set_index(["wave", "period_bin"])
 
@@ -603,7 +607,7 @@ def paired_difference_by_period_bin(a, b, bins=PERIOD_BINS, n_boot=1000, seed=0,
 
     rows = []
     for wave, label, x, y in _paired_bins(a, b, bins, cluster):
-        mx, my = float(_nanmedian(x[None])[0]), float(_nanmedian(y[None])[0])
+        mx, my = _block_median(x), _block_median(y)
         low, high = cluster_bootstrap((x, y), statistic, n_boot, seed, level)
         rows.append({"wave": wave, "period_bin": label, "a": mx, "b": my,
                      "difference": mx - my, "difference_low": low, "difference_high": high})

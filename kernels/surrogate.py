@@ -708,7 +708,8 @@ def train_cached(path, train, validation, architecture="basis-mlp", architecture
     return load(path, depth=train["depth"].values, periods=train["period"].values)
 
 
-def train_for_store(store, training, cache_dir, init_seed=None, metadata=None):
+def train_for_store(store, training, cache_dir, init_seed=None, metadata=None,
+                    shuffle_seed=None):
     """The book's surrogate for a data store, trained once and cached.
 
     Parameters
@@ -724,12 +725,16 @@ def train_for_store(store, training, cache_dir, init_seed=None, metadata=None):
         Initialisation seed if not ``training.seed`` (for seed ensembles).
     metadata : dict, optional
         Extra entries stored in the checkpoint.
+    shuffle_seed : int, optional
+        Train on shuffled labels instead (:func:`kernels.data.shuffled_labels`,
+        the training split with this seed and the validation split with the
+        next): a network that has seen no relation between models and curves.
 
     Returns
     -------
     Surrogate
     """
-    from .data import load_split
+    from .data import load_split, shuffled_labels
     from .io import code_hash, config_hash
 
     prior = store.attrs["prior"]
@@ -743,9 +748,15 @@ def train_for_store(store, training, cache_dir, init_seed=None, metadata=None):
     if init_seed is not None:
         key["init_seed"] = int(init_seed)
         name = f"{prior}-seed{init_seed}"
+    train, validation = load_split(store, "train"), load_split(store, "validation")
+    if shuffle_seed is not None:
+        key["shuffle_seed"] = int(shuffle_seed)
+        name = f"{name}-shuffled"
+        train = shuffled_labels(train, shuffle_seed)
+        validation = shuffled_labels(validation, shuffle_seed + 1)
     path = Path(cache_dir) / "surrogates" / f"{name}-{config_hash(key)}.pt"
     return train_cached(
-        path, load_split(store, "train"), load_split(store, "validation"),
+        path, train, validation,
         training.architecture, training.architecture_options, epochs=training.epochs,
         batch_size=training.batch_size, learning_rate=training.learning_rate,
         patience=training.patience, seed=training.seed if init_seed is None else init_seed,

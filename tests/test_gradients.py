@@ -5,7 +5,7 @@ import pytest
 import xarray as xr
 from numpy.testing import assert_allclose
 
-from kernels import gradients, metrics, priors, surrogate
+from kernels import data, gradients, metrics, priors, surrogate
 from kernels.config import Grid
 from kernels.forward import dispersion_curves
 from kernels.sensitivity import kernel_dataset
@@ -113,7 +113,7 @@ def test_another_model_is_a_derangement(exact):
 def test_shuffled_labels_keep_models_and_permute_curves():
     """Inputs unchanged, the same curves in another order."""
     split = _split(12, 5)
-    shuffled = gradients.shuffled_labels(split, seed=0)
+    shuffled = data.shuffled_labels(split, seed=0)
     xr.testing.assert_equal(shuffled.velocity_s, split.velocity_s)
     a = np.sort(split.phase_velocity.values.reshape(12, -1), axis=0)
     b = np.sort(shuffled.phase_velocity.values.reshape(12, -1), axis=0)
