@@ -24,16 +24,15 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 import zarr
-from disba import PhaseDispersion
 from tqdm.auto import tqdm
 
 from .config import WAVES, Grid, paper_periods
-from .forward import DEFAULT_DC, _solve_one, dispersion_curves
+from .forward import DEFAULT_DC, _roots, dispersion_curves
 from .io import cached_dataset, code_hash, config_hash, provenance
 from .priors import draw, extra_variables, sample
 
 __all__ = ["simulate", "simulate_cached", "generate", "generate_cached", "open_store",
-           "load_split", "SPLITS",
+           "load_split", "drop_failed", "SPLITS",
            "split_of", "store_path", "prior_extras", "shuffled_labels"]
 
 #: Split codes stored in the ``split`` variable.
@@ -69,14 +68,17 @@ def simulate(prior, n, seed, periods, grid=None, waves=WAVES, dc=DEFAULT_DC, n_j
     -------
     xarray.Dataset
         The models (dims ``sample, depth``) plus ``phase_velocity`` (km/s, dims
-        ``sample, wave, period``) and the flag ``failed`` (``sample, wave``).
+        ``sample, wave, period``; NaN without a trapped root) and the flags
+        ``failed`` (``sample, wave``) and ``untrapped`` (``sample, wave,
+        period``: a root at or above the half-space's Vs, see
+        :mod:`kernels.forward`).
     """
     grid = Grid() if grid is None else grid
     models = sample(prior, n, seed, grid=grid)
     curves = dispersion_curves(models, periods, waves=waves, dc=dc, n_jobs=n_jobs,
                                progress=progress)
-    ds = models.assign(phase_velocity=curves.reset_coords("failed", drop=True))
-    ds = ds.assign(failed=curves["failed"])
+    ds = models.assign(phase_velocity=curves.reset_coords(["failed", "untrapped"], drop=True))
+    ds = ds.assign(failed=curves["failed"], untrapped=curves["untrapped"])
     config = {"prior": prior, "n": n, "seed": seed, "periods": np.asarray(periods).tolist(),
               "n_nodes": grid.n_nodes, "spacing": grid.spacing, "waves": list(waves),
               "dc": dc}
@@ -146,8 +148,9 @@ def _make_chunk(start, stop, prior, seed, periods, n_nodes, spacing, dc, max_red
         for attempt in range(max_redraws + 1):
             model = draw(prior, seed, index, attempt=attempt, grid=grid)
             arrays = [thickness] + [model[v] for v in ("velocity_p", "velocity_s", "density")]
-            solver = PhaseDispersion(*arrays, dc=dc)
-            c = np.stack([_solve_one(solver, periods, 0, wave) for wave in WAVES])
+            # A period without a trapped root (none found, or one at or above the
+            # half-space's Vs: see kernels.forward) fails the draw.
+            c = np.stack([_roots(arrays, periods, 0, wave, dc)[0] for wave in WAVES])
             if np.isfinite(c).all() or attempt == max_redraws:
                 break
         velocity[:, row] = arrays[1:]
@@ -233,7 +236,8 @@ def generate(path, prior, n, seed, periods=None, grid=None, chunk_size=1000, n_j
         Number of models.
     seed : int
         Base seed. Model ``i`` is drawn from ``(seed, i)``; if the solver fails
-        at any period, it is redrawn from ``(seed, i, 1)``, ``(seed, i, 2)``,
+        at any period (no root, or a root that is not trapped: see
+        :mod:`kernels.forward`), it is redrawn from ``(seed, i, 1)``, ``(seed, i, 2)``,
         ... up to ``max_redraws`` times (then kept with NaN and ``failed``).
     periods : array_like, optional
         Periods in s (the paper's 2-60 s by default).
@@ -475,6 +479,25 @@ def load_split(store, split):
                        np.broadcast_to(thickness, (ds.sizes["sample"], thickness.size)).copy(),
                        {"units": "km", "long_name": "layer thickness"})
     return ds
+
+
+def drop_failed(ds):
+    """Models of ``ds`` (e.g. from :func:`simulate`) with a curve at every period.
+
+    A surrogate is trained on complete curves only: models flagged ``failed``
+    for any wave (no trapped root at some period) are removed, and the sample
+    labels of the others are kept.
+
+    Examples
+    --------
+    >>> ds = simulate("weak", 3, 2026, [5.0, 20.0])
+    >>> int(drop_failed(ds).sizes["sample"]) <= 3
+    True
+    """
+    failed = ds["failed"]
+    if "wave" in failed.dims:
+        failed = failed.any("wave")
+    return ds.isel(sample=np.flatnonzero(~failed.values))
 
 
 def shuffled_labels(split, seed):

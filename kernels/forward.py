@@ -1,4 +1,4 @@
-"""Surface-wave dispersion of layered models: the physics forward model.
+r"""Surface-wave dispersion of layered models: the physics forward model.
 
 Phase (or group) velocities of Rayleigh and Love waves are computed with disba
 (Luu, 2021), a numba port of Herrmann's surf96 from Computer Programs in
@@ -16,6 +16,26 @@ When the fundamental-mode search fails on a model, disba raises for the whole
 curve; we then solve each period alone, so only the periods whose root cannot
 be found become NaN. The result keeps every requested period, and the flag
 ``failed`` marks the models with at least one NaN.
+
+A root is a normal mode of the layered half-space only if it is *trapped*:
+its phase velocity lies below the half-space's shear velocity,
+:math:`c < \beta_N`. Then both vertical wavenumbers of the half-space,
+:math:`\sqrt{k^2 - \omega^2/\beta_N^2}` and
+:math:`\sqrt{k^2 - \omega^2/\alpha_N^2}` (:math:`\alpha_N > \beta_N`), are
+real and its solutions decay with depth; the same condition serves Love waves
+(S only) and Rayleigh waves (P and S). Where the half-space is slower than a
+layer above it, disba (like Fortran surf96) can still return a zero of its
+secular function with :math:`c \geq \beta_N` at long periods, without a
+warning. That value is not a normal mode: at :math:`c \geq \beta_N` the
+half-space's S solution oscillates rather than decays, so the wave leaks into
+the half-space, and disba's real-valued secular function does not represent
+that radiation. Where the wave barely reaches the half-space (short periods,
+a thick layer faster than :math:`c` above it, through which it must tunnel)
+the value approximates a weakly leaking mode of the layers above; as the
+period grows the leak grows and the value loses its meaning, and it depends
+on where the model was cut. By default such periods are NaN and flagged
+``untrapped``, like a failed root; ``keep_untrapped=True`` keeps disba's raw
+value.
 """
 
 from __future__ import annotations
@@ -28,7 +48,11 @@ from ._parallel import block_map
 from .config import WAVES
 from .io import as_model_arrays
 
-__all__ = ["dispersion", "dispersion_curves", "check_models", "check_periods", "DEFAULT_DC"]
+__all__ = ["dispersion", "dispersion_curves", "check_models", "check_periods", "trapped",
+           "DEFAULT_DC"]
+
+#: Description of the ``untrapped`` flag.
+UNTRAPPED_LONG_NAME = "root at or above the half-space's Vs: not a trapped mode"
 
 #: Phase-velocity step of the root search, km/s.
 DEFAULT_DC = 0.005
@@ -146,15 +170,59 @@ def _solve_one(solver, periods, mode, wave):
     return out
 
 
-def _solve_block(start, stop, arrays, periods, mode, wave, velocity, dc, algorithm):
+def trapped(phase_velocity, half_space_vs):
+    """Whether phase velocities are trapped modes: ``c < Vs`` of the half-space.
+
+    Parameters
+    ----------
+    phase_velocity : array_like
+        Phase velocities in km/s (NaN: no root, never trapped).
+    half_space_vs : float or array_like
+        Shear velocity of the half-space in km/s, broadcast against
+        ``phase_velocity``.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+
+    Examples
+    --------
+    >>> trapped([3.2, 4.1, float("nan")], 4.0).tolist()
+    [True, False, False]
+    """
+    c = np.asarray(phase_velocity, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(c) & (c < np.asarray(half_space_vs, dtype=float))
+
+
+def _roots(model, periods, mode, wave, dc, keep_untrapped=False, algorithm="dunkin"):
+    """Phase velocities of one model and their status.
+
+    Returns ``(c, untrapped)``: ``c`` is NaN where no root was found and, unless
+    ``keep_untrapped``, where the root is not trapped (:func:`trapped`);
+    ``untrapped`` marks the periods whose root lies at or above the half-space's
+    shear velocity.
+    """
+    c = _solve_one(PhaseDispersion(*model, algorithm=algorithm, dc=dc), periods, mode, wave)
+    untrapped = np.isfinite(c) & ~trapped(c, model[2][-1])
+    if not keep_untrapped:
+        c = np.where(untrapped, np.nan, c)
+    return c, untrapped
+
+
+def _solve_block(start, stop, arrays, periods, mode, wave, velocity, dc, algorithm,
+                 keep_untrapped):
     thickness, velocity_p, velocity_s, density = arrays
-    cls = PhaseDispersion if velocity == "phase" else GroupDispersion
-    out = np.empty((stop - start, periods.size))
+    out = np.empty((stop - start, 2, periods.size))
     for row, s in enumerate(range(start, stop)):
-        solver = cls(thickness[s], velocity_p[s], velocity_s[s], density[s],
-                     algorithm=algorithm, dc=dc)
-        out[row] = _solve_one(solver, periods, mode, wave)
-    return out
+        model = (thickness[s], velocity_p[s], velocity_s[s], density[s])
+        c, untrapped = _roots(model, periods, mode, wave, dc, keep_untrapped, algorithm)
+        if velocity == "group":
+            group = _solve_one(GroupDispersion(*model, algorithm=algorithm, dc=dc), periods,
+                               mode, wave)
+            c = np.where(np.isnan(c), np.nan, group)
+        out[row] = c, untrapped
+    return out.reshape(stop - start, -1)
 
 
 def _check_options(wave, mode, velocity, dc):
@@ -169,7 +237,7 @@ def _check_options(wave, mode, velocity, dc):
 
 
 def dispersion(models, periods, wave="rayleigh", mode=0, velocity="phase", dc=DEFAULT_DC,
-               algorithm="dunkin", n_jobs=1, progress=False):
+               algorithm="dunkin", keep_untrapped=False, n_jobs=1, progress=False):
     """Surface-wave dispersion curves of layered models.
 
     Parameters
@@ -190,6 +258,11 @@ def dispersion(models, periods, wave="rayleigh", mode=0, velocity="phase", dc=DE
         Root-search step in km/s (see the module docstring).
     algorithm : {"dunkin", "fast-delta"}
         disba's Rayleigh-wave secular function.
+    keep_untrapped : bool
+        Keep disba's raw value at periods whose root is not trapped (phase
+        velocity at or above the half-space's Vs; see the module docstring):
+        a zero of the secular function that is not a normal mode. By default
+        those periods are NaN, like a failed root.
     n_jobs : int
         Worker processes (-1: all cores).
     progress : bool
@@ -200,7 +273,10 @@ def dispersion(models, periods, wave="rayleigh", mode=0, velocity="phase", dc=DE
     xarray.DataArray
         ``phase_velocity`` (or ``group_velocity``) in km/s on dims
         ``(sample, period)`` (``(period,)`` for a single model), NaN where no
-        root was found, with the boolean coordinate ``failed`` (per sample).
+        root was found (and where it is not trapped, unless
+        ``keep_untrapped``), with the boolean coordinates ``untrapped`` (per
+        sample and period: a root at or above the half-space's Vs) and
+        ``failed`` (per sample: at least one NaN).
 
     Raises
     ------
@@ -220,10 +296,12 @@ def dispersion(models, periods, wave="rayleigh", mode=0, velocity="phase", dc=DE
     arrays = as_model_arrays(models)
     check_models(*arrays)
     n = arrays[0].shape[0]
-    out = np.empty((n, periods.size))
-    block_map(_solve_block, n, out, n_jobs=n_jobs, progress=progress,
+    both = np.empty((n, 2 * periods.size))
+    block_map(_solve_block, n, both, n_jobs=n_jobs, progress=progress,
               desc=f"{wave} {velocity} velocity", arrays=arrays, periods=periods, mode=mode,
-              wave=wave, velocity=velocity, dc=dc, algorithm=algorithm)
+              wave=wave, velocity=velocity, dc=dc, algorithm=algorithm,
+              keep_untrapped=bool(keep_untrapped))
+    out, untrapped = both.reshape(n, 2, periods.size).transpose(1, 0, 2)
     name = f"{velocity}_velocity"
     da = xr.DataArray(
         out,
@@ -234,8 +312,10 @@ def dispersion(models, periods, wave="rayleigh", mode=0, velocity="phase", dc=DE
                "wave": wave, "mode": int(mode), "dc": float(dc), "algorithm": algorithm,
                "solver": "disba"},
     )
-    da = da.assign_coords(failed=("sample", np.isnan(out).any(axis=1)))
-    da["failed"].attrs["long_name"] = "at least one period without a root"
+    da = da.assign_coords(failed=("sample", np.isnan(out).any(axis=1)),
+                          untrapped=(("sample", "period"), untrapped.astype(bool)))
+    da["failed"].attrs["long_name"] = "at least one period without a (trapped) root"
+    da["untrapped"].attrs["long_name"] = UNTRAPPED_LONG_NAME
     if "sample" in models.dims:
         return da.assign_coords(sample=models["sample"].values)
     return da.isel(sample=0)
@@ -259,13 +339,17 @@ def dispersion_curves(models, periods, waves=WAVES, **kwargs):
     -------
     xarray.DataArray
         Dims ``(sample, wave, period)`` (``(wave, period)`` for one model),
-        with the flag ``failed`` on ``(sample, wave)``.
+        with the flags ``failed`` on ``(sample, wave)`` and ``untrapped`` on
+        ``(sample, wave, period)``.
     """
-    curves = [dispersion(models, periods, wave=wave, **kwargs).drop_vars("failed")
-              for wave in waves]
-    da = xr.concat(curves, dim=xr.DataArray(list(waves), dims="wave", name="wave"))
-    da = da.assign_coords(failed=np.isnan(da).any("period"))
-    da["failed"].attrs["long_name"] = "at least one period without a root"
+    curves = [dispersion(models, periods, wave=wave, **kwargs) for wave in waves]
+    untrapped = xr.concat([curve["untrapped"] for curve in curves], dim="wave")
+    da = xr.concat([curve.drop_vars(["failed", "untrapped"]) for curve in curves],
+                   dim=xr.DataArray(list(waves), dims="wave", name="wave"))
+    da = da.assign_coords(failed=np.isnan(da).any("period"),
+                          untrapped=untrapped.assign_coords(wave=list(waves)))
+    da["failed"].attrs["long_name"] = "at least one period without a (trapped) root"
+    da["untrapped"].attrs["long_name"] = UNTRAPPED_LONG_NAME
     dims = ("sample", "wave", "period") if "sample" in da.dims else ("wave", "period")
     da = da.transpose(*dims)
     da.attrs.pop("wave", None)

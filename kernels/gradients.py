@@ -314,9 +314,10 @@ def another_model_kernels(kernels, shift=1):
         raise ValueError(f"another_model_kernels needs at least 2 models and a shift that is "
                          f"not a multiple of their number ({n}); got shift={shift}.")
     moved = _shifted(kernels, shift)
-    if "failed" in moved.coords:
-        # A period is usable only where both the borrowed and the own kernel exist.
-        moved = moved.assign_coords(failed=moved["failed"] | kernels["failed"])
+    # A period is usable only where both the borrowed and the own kernel exist.
+    flags = {name: moved[name] | kernels[name] for name in ("failed", "untrapped")
+             if name in moved.coords}
+    moved = moved.assign_coords(flags)
     return moved
 
 

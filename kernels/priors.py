@@ -9,7 +9,8 @@ priors" for the full recipe and the choices we had to make where it is silent):
     sediment / upper-crust / lower-crust / mantle layering, a Moho, layer-wise
     constant Vp/Vs and optional mantle low-velocity zones (LVZ). Faithful to the
     authors' generator, including its zero-padded 5-point moving average, which
-    lowers Vs at the top two nodes.
+    lowers Vs at the top two nodes. Like every prior here it is generated to
+    150 km and cut to the grid, so the bottom of the grid is an interior node.
 ``"strong-corrected"``
     The same recipe with an edge-padded moving average (no surface artefact).
 ``"strong-decorrelated"``
@@ -421,7 +422,26 @@ def _limit_downward_steps(values, max_drop):
     return np.maximum.accumulate(values + ramp) - ramp
 
 
+#: Depth (km) to which every prior is generated before the cut to the grid.
+_GENERATION_DEPTH = 150.0
+
+
+def _generation_depths(depth):
+    """Nodes on which a prior is generated: the grid's spacing to at least 150 km.
+
+    Both of the authors' priors are generated on 301 nodes (0-150 km) and cut
+    to the grid's first nodes, so edge effects of a generator at the bottom of
+    its own grid (a zero-padded moving average, a reflecting filter) lie below
+    the grid and are cut away; the half-space node is an ordinary interior node.
+    """
+    spacing = depth[1] - depth[0] if depth.size > 1 else 0.5
+    z_max = max(_GENERATION_DEPTH, float(depth[-1]))
+    return np.arange(0.0, z_max + 0.5 * spacing, spacing)
+
+
 def _draw_strong(rng, depth, zero_padded):
+    n = depth.size
+    depth = _generation_depths(depth)
     names = list(TECTONIC_TYPES)
     weights = np.array([TECTONIC_TYPES[name]["weight"] for name in names])
     kind = names[rng.choice(len(names), p=weights / weights.sum())]
@@ -472,9 +492,9 @@ def _draw_strong(rng, depth, zero_padded):
     ])
     vp = ratio[layer] * vs
     return {
-        "velocity_p": vp,
-        "velocity_s": vs,
-        "density": brocher_density(vp),
+        "velocity_p": vp[:n],
+        "velocity_s": vs[:n],
+        "density": brocher_density(vp[:n]),
         "tectonic_type": kind,
         "sediment_thickness": sediment,
         "moho_depth": moho,
@@ -540,7 +560,6 @@ register_prior(
 # Weak prior: random knots
 # --------------------------------------------------------------------------
 
-_WEAK_Z_MAX = 150.0  # km, depth to which profiles are generated before the cut
 _WEAK_TREND = ((0, 10, 30, 80, 150), (2.0, 2.8, 3.6, 4.3, 4.7))
 _WEAK_KNOT_SD = ((0, 5, 20, 50, 150), (1.0, 0.9, 0.7, 0.6, 0.5))
 _WEAK_BOUNDS = (
@@ -577,8 +596,8 @@ def _limit_jumps(values, max_jump):
 
 def _draw_weak(rng, depth):
     spacing = depth[1] - depth[0] if depth.size > 1 else 0.5
-    z_max = max(_WEAK_Z_MAX, float(depth[-1]))
-    z = np.arange(0.0, z_max + 0.5 * spacing, spacing)
+    z = _generation_depths(depth)
+    z_max = max(_GENERATION_DEPTH, float(depth[-1]))
 
     n_interior = int(rng.integers(6, 13))
     # Twice as many candidates as knots, 60 % biased shallow; keep the shallowest.

@@ -39,12 +39,19 @@ import contextlib
 import numpy as np
 import torch
 import xarray as xr
-from disba import DispersionError, PhaseDispersion, PhaseSensitivity
+from disba import DispersionError, PhaseSensitivity
 from scipy.ndimage import uniform_filter1d
 
 from ._parallel import block_map
 from ._secular import exact_group_kernels, exact_kernels
-from .forward import DEFAULT_DC, _check_options, _solve_one, check_models, check_periods
+from .forward import (
+    DEFAULT_DC,
+    UNTRAPPED_LONG_NAME,
+    _check_options,
+    _roots,
+    check_models,
+    check_periods,
+)
 from .io import MODEL_VARIABLES, as_model_arrays
 from .metrics import depth_of_peak
 
@@ -66,10 +73,14 @@ def _disba_block(start, stop, arrays, periods, mode, wave, parameters, dc):
     out = np.full((stop - start, 1 + len(parameters), periods.size, n_depth), np.nan)
     for row, s in enumerate(range(start, stop)):
         model = (thickness[s], velocity_p[s], velocity_s[s], density[s])
-        out[row, 0, :, 0] = _solve_one(PhaseDispersion(*model, dc=dc), periods, mode, wave)
+        roots, untrapped = _roots(model, periods, mode, wave, dc)
+        out[row, 0, :, 0] = roots
+        out[row, 0, untrapped, 1] = np.inf  # the untrapped mark (see _run)
         engine = PhaseSensitivity(*model, dc=dc, dp=DISBA_STEP)
         for j, parameter in enumerate(parameters):
             for k, period in enumerate(periods):
+                if not np.isfinite(roots[k]):
+                    continue  # no trapped root: NaN, flagged by the caller
                 try:
                     kernel = engine(period, mode=mode, wave=wave, parameter=parameter).kernel
                 except DispersionError:
@@ -106,7 +117,8 @@ def _exact_rows(start, stop, arrays, periods, mode, wave, parameters, dc, veloci
     out = np.full((stop - start, 1 + len(parameters), periods.size, n_depth), np.nan)
     for row, s in enumerate(range(start, stop)):
         model = (thickness[s], velocity_p[s], velocity_s[s], density[s])
-        roots = _solve_one(PhaseDispersion(*model, dc=dc), periods, mode, wave)
+        roots, untrapped = _roots(model, periods, mode, wave, dc)
+        out[row, 0, untrapped, 1] = np.inf  # the untrapped mark (see _run)
         ok = np.isfinite(roots)
         if not ok.any():
             continue
@@ -170,7 +182,9 @@ def phase_kernels(models, periods, wave="rayleigh", parameters=PARAMETERS, mode=
         ``phase_velocity`` (km/s; ``sample, period``), ``dc_d<parameter>``
         (``sample, period, depth``) and, with the exact engine, ``dc_dperiod``
         ((km/s)/s) and the ``group_velocity`` it implies (km/s); NaN at periods
-        whose root failed, with the flag ``failed`` on ``(sample, period)``.
+        without a trapped root, with the flags ``failed`` and ``untrapped`` (a
+        root at or above the half-space's Vs, see :mod:`kernels.forward`) on
+        ``(sample, period)``.
         Without a ``sample`` dim in ``models``, none in the result.
 
     Raises
@@ -185,8 +199,8 @@ def phase_kernels(models, periods, wave="rayleigh", parameters=PARAMETERS, mode=
         raise ValueError(f"method='exact' supports the fundamental mode (mode=0) only, got "
                          f"mode={mode!r}; use method='disba' for higher modes.")
     periods = check_periods(periods)
-    out = _run(_ENGINES[method], models, periods, wave, parameters, mode, dc, n_jobs, progress,
-               desc=f"{wave} kernels ({method})")
+    out, untrapped = _run(_ENGINES[method], models, periods, wave, parameters, mode, dc, n_jobs,
+                          progress, desc=f"{wave} kernels ({method})")
     data_vars = {"phase_velocity": (("sample", "period"), out[:, 0, :, 0],
                                     {"units": "km/s",
                                      "long_name": f"{wave.capitalize()} phase velocity"})}
@@ -202,7 +216,7 @@ def phase_kernels(models, periods, wave="rayleigh", parameters=PARAMETERS, mode=
     attrs = {"wave": wave, "mode": int(mode), "method": method, "dc": float(dc)}
     if method == "disba":
         attrs["step"] = DISBA_STEP
-    return _finish(models, out, data_vars, periods, attrs)
+    return _finish(models, out, untrapped, data_vars, periods, attrs)
 
 
 def group_kernels(models, periods, wave="rayleigh", parameters=PARAMETERS, dc=DEFAULT_DC,
@@ -235,19 +249,19 @@ def group_kernels(models, periods, wave="rayleigh", parameters=PARAMETERS, dc=DE
     -------
     xarray.Dataset
         ``group_velocity`` (km/s; ``sample, period``) and ``dU_d<parameter>``
-        (``sample, period, depth``), NaN where the root failed, flagged by
-        ``failed``.
+        (``sample, period, depth``), NaN without a trapped root, flagged by
+        ``failed`` (and ``untrapped``).
     """
     parameters = tuple(parameters)
     _check_kernel_options(parameters, "exact", wave, 0, dc)
     periods = check_periods(periods)
-    out = _run(_exact_block, models, periods, wave, parameters, 0, dc, n_jobs, progress,
-               desc=f"{wave} group kernels", velocity="group")
+    out, untrapped = _run(_exact_block, models, periods, wave, parameters, 0, dc, n_jobs,
+                          progress, desc=f"{wave} group kernels", velocity="group")
     data_vars = {"group_velocity": (("sample", "period"), out[:, 0, :, 0],
                                     {"units": "km/s",
                                      "long_name": f"{wave.capitalize()} group velocity"})}
     data_vars.update(_kernel_variables(out, parameters, "U", f"{wave.capitalize()} group"))
-    return _finish(models, out, data_vars, periods,
+    return _finish(models, out, untrapped, data_vars, periods,
                    {"wave": wave, "mode": 0, "method": "exact", "dc": float(dc)})
 
 
@@ -255,8 +269,11 @@ def _run(engine, models, periods, wave, parameters, mode, dc, n_jobs, progress, 
          **options):
     """Validate models and run a kernel engine over them in parallel.
 
-    Returns an array (n_sample, 1 + n_parameter, n_period, n_depth): slot 0
-    holds the velocity (and dc/dT) at depth index 0 (1), slots 1.. the kernels.
+    Returns an array (n_sample, 1 + n_parameter, n_period, n_depth) and the
+    ``untrapped`` mask (n_sample, n_period). In the array, slot 0 holds the
+    velocity at depth index 0 and dc/dT (exact engine) at depth index 1;
+    slots 1.. the kernels. (The engines mark an untrapped root with +inf at
+    slot 0, depth index 1; it is read into the mask here and cleared.)
     """
     arrays = as_model_arrays(models)
     check_models(*arrays)
@@ -265,7 +282,10 @@ def _run(engine, models, periods, wave, parameters, mode, dc, n_jobs, progress, 
     out = np.empty((n, int(np.prod(shape[1:]))))
     block_map(engine, n, out, n_jobs=n_jobs, progress=progress, desc=desc, arrays=arrays,
               periods=periods, mode=mode, wave=wave, parameters=parameters, dc=dc, **options)
-    return out.reshape(shape)
+    out = out.reshape(shape)
+    untrapped = np.isposinf(out[:, 0, :, 1])
+    out[:, 0, :, 1][untrapped] = np.nan
+    return out, untrapped
 
 
 def _kernel_variables(out, parameters, symbol, quantity):
@@ -281,7 +301,7 @@ def _kernel_variables(out, parameters, symbol, quantity):
     return variables
 
 
-def _finish(models, out, data_vars, periods, attrs):
+def _finish(models, out, untrapped, data_vars, periods, attrs):
     """Wrap kernel arrays in a Dataset with coordinates and failure flags."""
     coords = {
         "period": ("period", periods, {"units": "s", "long_name": "period"}),
@@ -290,9 +310,11 @@ def _finish(models, out, data_vars, periods, attrs):
     }
     ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
     failed = np.isnan(out[:, 1:]).any(axis=(1, 3)) | np.isnan(out[:, 0, :, 0])
-    ds = ds.assign_coords(failed=(("sample", "period"), failed))
-    ds["failed"].attrs["long_name"] = ("no root, or a root the Newton polish could not "
-                                       "confirm (kernel is NaN)")
+    ds = ds.assign_coords(failed=(("sample", "period"), failed),
+                          untrapped=(("sample", "period"), untrapped))
+    ds["failed"].attrs["long_name"] = ("no trapped root, or a root the Newton polish could "
+                                       "not confirm (kernel is NaN)")
+    ds["untrapped"].attrs["long_name"] = UNTRAPPED_LONG_NAME
     if "sample" in models.dims:
         return ds.assign_coords(sample=models["sample"].values)
     return ds.isel(sample=0)
@@ -327,8 +349,8 @@ def phase_kernel(models, periods, wave="rayleigh", parameter="velocity_s", mode=
     -------
     xarray.DataArray
         ``dc_d<parameter>`` on dims ``(sample, period, depth)`` (``(period,
-        depth)`` for one model), NaN at periods whose root failed, with the
-        flag ``failed`` on ``(sample, period)``.
+        depth)`` for one model), NaN at periods without a trapped root, with
+        the flags ``failed`` and ``untrapped`` on ``(sample, period)``.
 
     Raises
     ------
@@ -464,11 +486,12 @@ def kernel_dataset(models, periods, waves=("rayleigh", "love"), method="exact", 
     """
     parts = [phase_kernels(models, periods, wave=wave, method=method, n_jobs=n_jobs,
                            progress=progress) for wave in waves]
-    failed = xr.concat([part["failed"] for part in parts], dim="wave")
-    ds = xr.concat([part.drop_vars("failed") for part in parts],
+    flags = {name: xr.concat([part[name] for part in parts], dim="wave")
+             .assign_coords(wave=list(waves)) for name in ("failed", "untrapped")}
+    ds = xr.concat([part.drop_vars(list(flags)) for part in parts],
                    dim=xr.DataArray(list(waves), dims="wave", name="wave"),
                    combine_attrs="drop_conflicts")
-    ds = ds.assign_coords(failed=failed.assign_coords(wave=list(waves)))
+    ds = ds.assign_coords(flags)
     ds.attrs.pop("wave", None)
     return ds.transpose(*(dim for dim in ("sample", "wave") if dim in ds.dims), ...)
 

@@ -272,6 +272,13 @@ def _as_inputs(models):
 def _as_tensors(split):
     """Inputs (n, 3, n_depth) and targets (n, wave, period) of a split, float32 tensors."""
     targets = split["phase_velocity"].transpose("sample", "wave", "period").values
+    incomplete = np.flatnonzero(~np.isfinite(targets).all(axis=(1, 2)))
+    if incomplete.size:
+        labels = split["sample"].values[incomplete] if "sample" in split.coords else incomplete
+        raise ValueError(
+            f"phase_velocity must be finite to train on; {incomplete.size} model(s) have NaN "
+            f"periods (no trapped root), e.g. sample {labels[0]}. Drop them first "
+            f"(kernels.data.load_split and kernels.data.drop_failed do).")
     return torch.tensor(_as_inputs(split)), torch.tensor(targets, dtype=torch.float32)
 
 

@@ -150,25 +150,56 @@ def test_agrees_with_fortran_surf96(periods, prior, wave):
         assert m.velocity_s.values.min() < c[i, k] < overtone
 
 
-def _failing_strong_model():
-    """Strong-prior model 10 (seed 2026): its Love search fails at some periods."""
-    return priors.sample("strong", 1, seed=2026, start=10)
+def _unreachable_root_model():
+    """A 0.5 km layer at Vs 0.3 km/s over a 4.0 km/s half-space.
+
+    At periods >= 26 s the Love root lies within 1e-3 km/s below the
+    half-space's Vs, closer than the root search's step can bracket: disba
+    finds no root there.
+    """
+    return layered_model([0.5, 1.0], [0.54, 7.2], [0.3, 4.0], [1.5, 2.8])
+
+
+def _slow_half_space_model():
+    """30 km at Vs 3.5 and 90 km at 4.6 km/s over a 3.0 km/s half-space."""
+    vs = np.array([3.5, 4.6, 3.0])
+    return layered_model([30.0, 90.0, 1.0], 1.75 * vs, vs, [2.7, 3.3, 3.0])
 
 
 def test_failed_root_is_nan_with_flag(periods):
     """A failed root gives NaN at that period and a flag, never a shorter array."""
-    models = xr.concat([priors.sample("weak", 2, seed=1), _failing_strong_model()],
-                       dim="sample", data_vars="all", coords="minimal", compat="override")
-    models = models[["thickness", "velocity_p", "velocity_s", "density"]]
-    c = dispersion(models, periods, wave="love")
-    assert c.shape == (3, periods.size)
-    assert c.failed.values.tolist() == [False, False, True]
-    nan = np.isnan(c.values[2])
+    model = _unreachable_root_model()
+    c = dispersion(model, periods, wave="love")
+    assert c.shape == periods.shape and bool(c.failed)
+    nan = np.isnan(c.values)
     assert 0 < nan.sum() < periods.size
+    assert not c.untrapped.values.any()  # no root at all, not an untrapped one
     # The periods that converged equal single-period solves of the same model.
     for k in np.flatnonzero(~nan)[:3]:
-        single = dispersion(models.isel(sample=2), periods[k:k + 1], wave="love")
-        assert_allclose(c.values[2, k], single.values[0], rtol=ROOT_RTOL)
+        single = dispersion(model, periods[k:k + 1], wave="love")
+        assert_allclose(c.values[k], single.values[0], rtol=ROOT_RTOL)
+
+
+@pytest.mark.parametrize("wave", ["love", "rayleigh"])
+def test_untrapped_root_is_nan_with_flag_unless_kept(wave):
+    """A root at or above the half-space's Vs is not a mode: NaN and flagged by default."""
+    model = _slow_half_space_model()
+    periods = np.arange(2.0, 61.0)
+    c = dispersion(model, periods, wave=wave)
+    assert np.isnan(c.values).all() and c.untrapped.values.all() and bool(c.failed)
+    raw = dispersion(model, periods, wave=wave, keep_untrapped=True)
+    assert raw.untrapped.values.all() and not bool(raw.failed)
+    # disba's raw values: between the half-space's and the fast layer's Vs.
+    assert (raw.values >= 3.0).all() and (raw.values < 4.6).all()
+    low, high = {"love": (3.5, 4.6), "rayleigh": (3.2, 3.95)}[wave]
+    assert (raw.values > low).all() and (raw.values < high).all()
+
+
+def test_trapped_curves_carry_a_false_untrapped_flag(periods):
+    """An ordinary waveguide (velocity increasing with depth) is trapped everywhere."""
+    curves = dispersion_curves(_random_layered(np.random.default_rng(4)), periods)
+    assert curves.untrapped.dims == ("wave", "period")
+    assert not curves.untrapped.values.any() and np.isfinite(curves.values).all()
 
 
 def test_parallel_equals_serial(periods):

@@ -7,6 +7,7 @@ from numpy.testing import assert_allclose
 
 from kernels import priors
 from kernels.config import WAVES, Grid
+from kernels.data import drop_failed, simulate
 from kernels.forward import dispersion_curves
 from kernels.inversion import (
     PAPER_CONTROL_DEPTHS,
@@ -151,7 +152,7 @@ def test_physics_inversion_fits_its_own_data():
     start = priors.sample("weak", 1, seed=4, grid=GRID).isel(sample=0)
     values = np.stack([start[v].values for v in ("velocity_p", "velocity_s", "density")])
     truth = p.model(p.from_grid(values), GRID.thickness)
-    data = dispersion_curves(truth, PERIODS).reset_coords("failed", drop=True)
+    data = dispersion_curves(truth, PERIODS).reset_coords(["failed", "untrapped"], drop=True)
     initial = p.model(p.from_grid(values) - 0.05, GRID.thickness)
     forward = PhysicsForward(PERIODS, GRID.thickness, GRID.depth)
     result = invert(data, forward, p, initial, NoiseModel.constant(0.01, PERIODS),
@@ -164,12 +165,11 @@ def test_surrogate_forward_jacobian_is_the_surrogates(tmp_path):
     """SurrogateForward's Jacobian equals Surrogate.jacobian channel by channel."""
     from kernels import surrogate
 
-    models = priors.sample("weak", 24, seed=1, grid=GRID)
-    curves = dispersion_curves(models, PERIODS).reset_coords("failed", drop=True)
-    data = models.assign(phase_velocity=curves)
+    data = drop_failed(simulate("weak", 24, 1, PERIODS, grid=GRID))
+    models = data[["thickness", "velocity_p", "velocity_s", "density"]]
     net = surrogate.Surrogate("basis-mlp", {"n_basis": 8, "hidden": 16, "layers": 1},
                               epochs=2, batch_size=8, seed=0, device="cpu")
-    net.fit(data.isel(sample=slice(0, 16)), data.isel(sample=slice(16, 24)))
+    net.fit(data.isel(sample=slice(0, 16)), data.isel(sample=slice(16, None)))
     one = models.isel(sample=[0])
     values = np.stack([one[v].values[0] for v in ("velocity_p", "velocity_s", "density")])
     c, jac = SurrogateForward(net)(values)

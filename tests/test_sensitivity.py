@@ -80,18 +80,24 @@ def test_vs_kernel_peaks_deeper_at_longer_periods():
     assert peaks[0] < peaks[1] < peaks[2]
 
 
+def _untrapped_strong_model():
+    """Strong-prior model 35 (seed 2026): its Love root leaves the half-space's Vs."""
+    return priors.sample("strong", 1, seed=2026, start=35).isel(sample=0)
+
+
 @pytest.mark.parametrize("method", ["exact", "disba"])
-def test_failed_period_is_nan_with_flag(method):
-    """A period whose root fails is NaN over depth and flagged; others are finite."""
-    model = priors.sample("strong", 1, seed=2026, start=10).isel(sample=0)
+def test_untrapped_period_is_nan_with_flags(method):
+    """A period without a trapped root is NaN over depth and flagged; others are finite."""
+    model = _untrapped_strong_model()
     periods = np.arange(2.0, 61.0)
     c = dispersion(model, periods, wave="love")
     bad = np.isnan(c.values)
-    assert bad.any()
+    assert bad.any() and (c.untrapped.values == bad).all()
     pair = np.sort([periods[bad][0], periods[~bad][0]])
     k = phase_kernel(model, pair, wave="love", method=method)
     failed = pair == periods[bad][0]
     assert k.failed.values.tolist() == failed.tolist()
+    assert k.untrapped.values.tolist() == failed.tolist()
     assert np.isnan(k.values[failed]).all() and np.isfinite(k.values[~failed]).all()
 
 

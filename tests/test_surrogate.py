@@ -6,18 +6,15 @@ import torch
 import xarray as xr
 from numpy.testing import assert_allclose
 
-from kernels import priors, surrogate
+from kernels import data, priors, surrogate
 from kernels.config import Grid
-from kernels.forward import dispersion_curves
 
 GRID = Grid(n_nodes=40, spacing=1.0)
 PERIODS = np.array([2.0, 5.0, 10.0, 20.0])
 
 
 def _dataset(n, seed):
-    models = priors.sample("weak", n, seed=seed, grid=GRID)
-    curves = dispersion_curves(models, PERIODS)
-    return models.assign(phase_velocity=curves.reset_coords("failed", drop=True))
+    return data.drop_failed(data.simulate("weak", n, seed, PERIODS, grid=GRID))
 
 
 @pytest.fixture(scope="module")
