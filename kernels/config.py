@@ -145,6 +145,8 @@ class DataChapterConfig(_ChapterConfig):
         Registered prior names to draw from.
     n_models : int
         Models drawn per prior for the statistics and the failure rates.
+    n_audit_models : int
+        Models per prior whose roots are compared across root-search steps.
     seed : int
         Base seed; model ``i`` of every prior is drawn from ``(seed, i)``.
     n_nodes, spacing : int, float
@@ -158,6 +160,7 @@ class DataChapterConfig(_ChapterConfig):
     profile: str = "default"
     priors: tuple = ("weak", "strong", "strong-corrected")
     n_models: int = 2000
+    n_audit_models: int = 1000
     seed: int = 2026
     n_nodes: int = 256
     spacing: float = 0.5
@@ -169,6 +172,7 @@ class DataChapterConfig(_ChapterConfig):
     def __post_init__(self):
         object.__setattr__(self, "priors", tuple(self.priors))
         _check_positive_int("n_models", self.n_models)
+        _check_positive_int("n_audit_models", self.n_audit_models)
         _check_jobs(self.n_jobs)
         _check_positive_int("seed", self.seed, minimum=0)
         Grid(self.n_nodes, self.spacing)

@@ -27,12 +27,13 @@ import zarr
 from tqdm.auto import tqdm
 
 from .config import WAVES, Grid, paper_periods
-from .forward import DEFAULT_DC, _roots, dispersion_curves
+from .forward import AUDIT_STEPS, DEFAULT_DC, _roots, dispersion_curves, root_step_audit
 from .io import cached_dataset, code_hash, config_hash, provenance
 from .priors import draw, extra_variables, sample
 
 __all__ = ["simulate", "simulate_cached", "generate", "generate_cached", "open_store",
-           "load_split", "drop_failed", "SPLITS",
+           "load_split", "drop_failed", "root_step_audit_cached", "failure_comparison",
+           "redraw_effect", "SPLITS",
            "split_of", "store_path", "prior_extras", "shuffled_labels"]
 
 #: Split codes stored in the ``split`` variable.
@@ -104,6 +105,31 @@ def simulate_cached(cache_dir, prior, n, seed, periods, grid=None, waves=WAVES, 
     return cached_dataset(path, lambda: simulate(prior, n, seed, periods, grid=grid,
                                                  waves=waves, dc=dc, n_jobs=n_jobs,
                                                  progress=progress))
+
+
+def root_step_audit_cached(cache_dir, prior, n, seed, periods, grid=None, steps=AUDIT_STEPS,
+                           n_jobs=1, progress=False):
+    """:func:`kernels.forward.root_step_audit` on ``n`` models of a prior, cached.
+
+    The key covers the prior, size, seed, periods, grid, steps and the source
+    of the code that makes the data (:func:`kernels.io.code_hash`).
+    """
+    grid = Grid() if grid is None else grid
+    steps = [float(step) for step in steps]
+    key = config_hash({"prior": prior, "n": n, "seed": seed,
+                       "periods": np.asarray(periods, dtype=float).tolist(),
+                       "n_nodes": grid.n_nodes, "spacing": grid.spacing, "steps": steps,
+                       "code": code_hash("data")})
+    path = Path(cache_dir) / f"root-step-audit-{prior}-{n}-{key}.nc"
+
+    def make():
+        ds = root_step_audit(sample(prior, n, seed, grid=grid), periods, steps=steps,
+                             n_jobs=n_jobs, progress=progress)
+        ds.attrs.update(provenance(config={"prior": prior, "n": n, "steps": steps},
+                                   seed=seed, prior=prior))
+        return ds
+
+    return cached_dataset(path, make)
 
 
 # --------------------------------------------------------------------------
@@ -498,6 +524,82 @@ def drop_failed(ds):
     if "wave" in failed.dims:
         failed = failed.any("wave")
     return ds.isel(sample=np.flatnonzero(~failed.values))
+
+
+def failure_comparison(ds):
+    """How failing models differ from the others, per wave.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        From :func:`simulate` (models with ``failed`` on ``sample, wave``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``failed`` and ``not failed`` per wave, columns: number of models,
+        the share whose half-space is slower than a layer above it, and the
+        median of that deficit (km/s, over the models that have one).
+    """
+    import pandas as pd
+
+    vs = ds.velocity_s.transpose("sample", "depth").values
+    deficit = vs[:, :-1].max(axis=1) - vs[:, -1]
+    slow = deficit > 0
+    rows = {}
+    for wave in ds.wave.values:
+        failed = ds.failed.sel(wave=wave).values
+        for label, group in (("failed", failed), ("not failed", ~failed)):
+            chosen = group & slow
+            rows[(str(wave), label)] = {
+                "models": int(group.sum()),
+                "slow half-space (%)": 100 * float(slow[group].mean()) if group.any()
+                else np.nan,
+                "median deficit (km/s)": float(np.median(deficit[chosen])) if chosen.any()
+                else np.nan,
+            }
+    return pd.DataFrame(rows).T
+
+
+def redraw_effect(ds):
+    """What redrawing failed models does to the strong prior's mix.
+
+    Compares all draws with the accepted ones (no wave failed): the share of
+    each tectonic type, its LVZ rate and the median LVZ depth and drop.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        From :func:`simulate` on a prior with tectonic extras.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per tectonic type (and ``all``), columns for all draws and
+        the accepted ones.
+    """
+    import pandas as pd
+
+    if "tectonic_type" not in ds:
+        raise ValueError("redraw_effect needs a prior with tectonic types (variable "
+                         "'tectonic_type'), e.g. 'strong'.")
+    accepted = ~ds.failed.any("wave").values
+    kinds = ds.tectonic_type.values
+    lvz = ds.lvz.values.astype(bool)
+    rows = {}
+    for kind in [*dict.fromkeys(kinds.tolist()), "all"]:
+        of_kind = np.ones_like(accepted) if kind == "all" else kinds == kind
+        row = {}
+        for label, keep in (("all draws", np.ones_like(accepted)), ("accepted", accepted)):
+            chosen = of_kind & keep
+            with_lvz = chosen & lvz
+            row[f"share, {label} (%)"] = 100 * chosen.sum() / max(keep.sum(), 1)
+            row[f"LVZ, {label} (%)"] = 100 * float(lvz[chosen].mean()) if chosen.any() \
+                else np.nan
+            row[f"LVZ drop, {label} (median)"] = (float(np.median(ds.lvz_drop.values[with_lvz]))
+                                                  if with_lvz.any() else np.nan)
+        rows[kind] = row
+    return pd.DataFrame(rows).T
 
 
 def shuffled_labels(split, seed):

@@ -12,7 +12,9 @@ priors" for the full recipe and the choices we had to make where it is silent):
     lowers Vs at the top two nodes. Like every prior here it is generated to
     150 km and cut to the grid, so the bottom of the grid is an interior node.
 ``"strong-corrected"``
-    The same recipe with an edge-padded moving average (no surface artefact).
+    The same recipe with an edge-padded moving average (no surface artefact),
+    Vp raised to at least 1.5 km/s (water's) and density from Brocher's law
+    evaluated only on the Vp range it was fitted on (1.5-8.5 km/s).
 ``"strong-decorrelated"``
     The faithful strong recipe with independent smooth log-perturbations of
     Vp, Vs and density (sd 4 %, 4 km correlation): a training set that breaks
@@ -52,6 +54,7 @@ __all__ = [
     "available_priors",
     "extra_variables",
     "brocher_density",
+    "realism_counts",
     "brocher_slope",
     "density_slope",
     "TECTONIC_TYPES",
@@ -295,7 +298,14 @@ _WEAK_DENSITY_VP_CLIP = (1.0, 8.5)
 _WEAK_DENSITY_CLIP = (1.0, 3.8)
 
 
-#: Priors whose density is a function of Vp (Brocher's law, clipped for "weak").
+#: Vp range (km/s) on which Brocher (2005) fitted his density law. The
+#: "strong-corrected" prior raises Vp to at least its lower end (water's Vp)
+#: and evaluates the law on Vp clipped to the range.
+BROCHER_VALIDITY = (1.5, 8.5)
+
+
+#: Priors whose density is a function of Vp (Brocher's law, clipped for "weak"
+#: and "strong-corrected").
 _BROCHER_PRIORS = ("weak", "strong", "strong-corrected")
 
 
@@ -304,8 +314,9 @@ def density_slope(velocity_p, prior):
 
     The weak, strong and strong-corrected priors set density by Brocher's law;
     the weak prior clips Vp to [1, 8.5] km/s inside the polynomial and the
-    density to [1.0, 3.8] g/cm^3, and where a clip is active the density does
-    not follow Vp (slope 0). Other priors (the decorrelated ones, whose density
+    density to [1.0, 3.8] g/cm^3, the corrected strong prior clips Vp to
+    Brocher's range [1.5, 8.5] km/s inside it, and where a clip is active the
+    density does not follow Vp (slope 0). Other priors (the decorrelated ones, whose density
     is perturbed independently of Vp) have no such law and are refused.
 
     Parameters
@@ -329,13 +340,47 @@ def density_slope(velocity_p, prior):
                          f"{list(_BROCHER_PRIORS)}; got {prior!r}.")
     v = np.asarray(velocity_p, dtype=float)
     slope = brocher_slope(v)
-    if prior != "weak":
+    if prior == "strong":
         return slope
+    if prior == "strong-corrected":
+        low, high = BROCHER_VALIDITY
+        return np.where((v > low) & (v < high), slope, 0.0)
     low, high = _WEAK_DENSITY_VP_CLIP
     rho = brocher_density(np.clip(v, low, high))
     follows = ((v > low) & (v < high) & (rho > _WEAK_DENSITY_CLIP[0])
                & (rho < _WEAK_DENSITY_CLIP[1]))
     return np.where(follows, slope, 0.0)
+
+
+def realism_counts(models):
+    """Share of nodes outside Brocher's validity and of sub-water densities.
+
+    Parameters
+    ----------
+    models : xarray.Dataset
+        Models with ``velocity_p`` and ``density``.
+
+    Returns
+    -------
+    dict
+        ``vp_below_water`` (share of nodes with Vp < 1.5 km/s, water's Vp and
+        the low end of Brocher's fit), ``density_below_water`` (density < 1
+        g/cm^3) and the share of models with at least one such node
+        (``models_vp_below_water``, ``models_density_below_water``).
+
+    Examples
+    --------
+    >>> from kernels.io import layered_model
+    >>> realism_counts(layered_model([1, 1], [1.2, 6.0], [0.5, 3.5], [0.9, 2.7]))["vp_below_water"]
+    0.5
+    """
+    vp = models.velocity_p.values.reshape(-1, models.sizes["depth"])
+    rho = models.density.values.reshape(-1, models.sizes["depth"])
+    low_vp, low_rho = vp < BROCHER_VALIDITY[0], rho < 1.0
+    return {"vp_below_water": float(low_vp.mean()),
+            "density_below_water": float(low_rho.mean()),
+            "models_vp_below_water": float(low_vp.any(axis=1).mean()),
+            "models_density_below_water": float(low_rho.any(axis=1).mean())}
 
 
 def _truncated_normal(rng, mean, sd, low, high):
@@ -491,10 +536,16 @@ def _draw_strong(rng, depth, zero_padded):
         for mean, bounds in zip(t["vpvs"], _STRONG_VPVS_BOUNDS, strict=True)
     ])
     vp = ratio[layer] * vs
+    density = brocher_density(vp)
+    if not zero_padded:
+        # The corrected prior keeps Vp at or above water's and evaluates Brocher's
+        # law only inside the range it was fitted on (see BROCHER_VALIDITY).
+        vp = np.maximum(vp, BROCHER_VALIDITY[0])
+        density = brocher_density(np.clip(vp, *BROCHER_VALIDITY))
     return {
         "velocity_p": vp[:n],
         "velocity_s": vs[:n],
-        "density": brocher_density(vp[:n]),
+        "density": density[:n],
         "tectonic_type": kind,
         "sediment_thickness": sediment,
         "moho_depth": moho,
@@ -515,7 +566,8 @@ register_prior(
 register_prior(
     "strong-corrected",
     lambda rng, depth: _draw_strong(rng, depth, zero_padded=False),
-    description="the strong prior with edge-padded smoothing (no surface artefact)",
+    description="the strong prior with edge-padded smoothing (no surface artefact) and Vp, "
+    "density kept in Brocher's range (Vp >= 1.5 km/s, law clipped to 1.5-8.5 km/s)",
     extras=_STRONG_EXTRAS,
 )
 

@@ -7,7 +7,7 @@ from numpy.testing import assert_allclose
 from scipy.optimize import brentq
 
 from kernels import priors
-from kernels.forward import dispersion, dispersion_curves
+from kernels.forward import dispersion, dispersion_curves, root_step_audit, summarise_step_audit
 from kernels.io import layered_model
 
 # disba refines every root by bisection until the bracket is below 1e-6 of the
@@ -285,3 +285,38 @@ def test_higher_mode_missing_at_long_periods_is_nan():
     assert c.shape == (4,)
     assert np.isfinite(c.values[:2]).all() and np.isnan(c.values[2:]).all()
     assert bool(c.failed)
+
+
+def test_chosen_root_step_avoids_the_mode_jump_of_the_old_one():
+    """Weak-prior model 305 (seed 2026), Love at 2 s: the audit's hardest model.
+
+    At disba's default step (0.005 km/s) two roots share one bracket and the
+    search returns a higher mode's root (about 10 % too fast); the chosen step
+    finds the fundamental mode, equal to the finest audited step's root.
+    """
+    model = priors.sample("weak", 1, seed=2026, start=305).isel(sample=0)
+    periods = [2.0, 3.0]
+    old = dispersion(model, periods, wave="love", dc=0.005).values
+    chosen = dispersion(model, periods, wave="love").values
+    finest = dispersion(model, periods, wave="love", dc=0.0005).values
+    assert_allclose(chosen, finest, rtol=ROOT_RTOL)
+    assert old[0] > 1.05 * finest[0]
+    # The fundamental mode is the slower root: the old step's value is another mode.
+    assert chosen[0] < chosen[1]  # the chosen curve rises with period there
+
+
+def test_root_step_audit_reports_moved_roots():
+    """The audit stacks the steps, keeps raw roots and measures the change."""
+    models = priors.sample("weak", 1, seed=2026, start=305)
+    audit = root_step_audit(models, [2.0, 3.0], steps=(0.005, 0.0005), waves=("love",))
+    assert audit.phase_velocity.dims == ("sample", "wave", "step", "period")
+    assert audit.attrs["reference_step"] == 0.0005
+    change = audit.relative_change.sel(step=0.005).values[0, 0]
+    assert change[0] > 0.05 and change[1] < 1e-4
+    assert (audit.relative_change.sel(step=0.0005) == 0).all()
+    summary = summarise_step_audit(audit)
+    assert int(summary.moved.sel(step=0.005, wave="love")) == 1
+    assert int(summary.moved.sel(step=0.0005, wave="love")) == 0
+    assert int(summary.cells.sel(step=0.005, wave="love")) == 2
+    with pytest.raises(ValueError, match="at least two positive steps"):
+        root_step_audit(models, [2.0], steps=(0.005,))

@@ -101,11 +101,18 @@ def test_strong_prior_layer_statistics(draws):
         # Moho = crust thickness, or deeper when the lower crust is raised to 2 km.
         assert moho.min() >= t["crust"][0] - 1e-9
         assert moho.max() <= max(t["crust"][1], 0.7 * t["crust"][1] + 2.0) + 1e-9
-    ratio = (ds.velocity_p / ds.velocity_s).values
+    faithful = draws["strong"]
+    ratio = (faithful.velocity_p / faithful.velocity_s).values
     assert ratio.min() >= 1.6 and ratio.max() <= 2.0
-    mantle = ds.depth.values[None, :] >= ds.moho_depth.values[:, None]
+    mantle = faithful.depth.values[None, :] >= faithful.moho_depth.values[:, None]
     assert ratio[mantle].min() >= 1.7
-    assert_allclose(ds.density.values, priors.brocher_density(ds.velocity_p.values))
+    assert_allclose(faithful.density.values, priors.brocher_density(faithful.velocity_p.values))
+    # The corrected prior keeps Vp at or above water's and Brocher's law in its range.
+    low, high = priors.BROCHER_VALIDITY
+    vp = ds.velocity_p.values
+    assert vp.min() >= low
+    assert_allclose(ds.density.values, priors.brocher_density(np.clip(vp, low, high)))
+    assert (vp == low).any()  # slow sediments whose Vp was raised
 
 
 def test_strong_prior_vs_ranges(draws):
