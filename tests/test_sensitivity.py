@@ -302,7 +302,12 @@ def test_regression_ak135():
     k = phase_kernels(ak135_crust(), stored["period"], wave="rayleigh")
     for name in ("phase_velocity", "dc_dvelocity_s", "dc_dvelocity_p", "dc_ddensity",
                  "dc_dthickness"):
-        assert_allclose(k[name].values, stored[name], rtol=1e-7, atol=1e-12, err_msg=name)
+        # The roots are polished to ~1e-12 of c, and where they start from depends on the
+        # root search's bracketing step; a kernel moves by about as much as c does, so
+        # entries that are ~1e-11 of the kernel's largest one are roundoff. Hence an
+        # absolute floor of 1e-9 of each array's largest entry beside the relative 1e-7.
+        atol = 1e-9 * np.abs(stored[name]).max()
+        assert_allclose(k[name].values, stored[name], rtol=1e-7, atol=atol, err_msg=name)
 
 
 def test_parallel_kernels_equal_serial():
