@@ -5,7 +5,9 @@
 Prints models per second (Rayleigh and Love at the paper's 59 periods, 256-layer
 models) for a bare loop over disba.PhaseDispersion, and for
 kernels.forward.dispersion_curves on 1 and 2 worker processes, with the
-overhead over the bare loop and the parallel speed-up. Best of --repeat runs.
+overhead over the bare loop and the parallel speed-up; then the cost of the
+root search's bracketing step (kernels.forward.AUDIT_STEPS, the default marked) on one
+process. Best of --repeat runs.
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ from disba import PhaseDispersion
 
 from kernels import priors
 from kernels.config import WAVES, paper_periods
-from kernels.forward import dispersion_curves
+from kernels.forward import AUDIT_STEPS, DEFAULT_DC, dispersion_curves
 
 
-def bare_loop(models, periods):
+def bare_loop(models, periods, dc=DEFAULT_DC):
     """The reference: one PhaseDispersion per model, both waves, no checks."""
     arrays = [models[v].values for v in ("thickness", "velocity_p", "velocity_s", "density")]
     for i in range(models.sizes["sample"]):
-        solver = PhaseDispersion(*(a[i] for a in arrays))
+        solver = PhaseDispersion(*(a[i] for a in arrays), dc=dc)
         for wave in WAVES:
             solver(periods, 0, wave)
 
@@ -64,6 +66,12 @@ def main():
         line += (f"  overhead vs bare {overhead:+.1f} %" if overhead is not None
                  else f"  speed-up vs bare {bare / t:.2f}x")
         print(line)
+    print(f"root-search step (km/s), 1 process; the default is {DEFAULT_DC:g}")
+    for step in AUDIT_STEPS:
+        t = best_time(lambda step=step: dispersion_curves(models, periods, dc=step),
+                      args.repeat)
+        mark = "  (default)" if step == DEFAULT_DC else ""
+        print(f"{f'  dc = {step:g}':<32}{n / t:8.1f} models/s{mark}")
     start = time.perf_counter()
     priors.sample(args.prior, n, seed=1)
     print(f"{'prior sampling':<32}{n / (time.perf_counter() - start):8.1f} models/s")

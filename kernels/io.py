@@ -233,6 +233,8 @@ STAGE_MODULES = {
     "training": ("surrogate",),
     "baselines": ("config:Grid", "forward", "sensitivity", "_secular", "_parallel",
                   "gradients"),
+    "earth": ("config:Grid", "forward", "sensitivity", "_secular", "_parallel", "earth",
+              "metrics"),
 }
 
 

@@ -1,0 +1,242 @@
+"""Earth structure beyond the priors: a reference mantle below the model grid.
+
+Every prior in this project stops at 127.5 km, where its last node becomes an
+infinite half-space. At long periods a surface wave senses well below that
+depth, so the half-space node stands in for the whole Earth below.
+:func:`extend_below` continues layered models to a deeper half-space on the same
+node spacing, either with the half-space's own values (which, by the invariance
+of the secular function under splitting a layer, leaves every curve unchanged)
+or with the AK135 mantle, so that one can measure what the floor does.
+
+AK135 is the radial reference Earth of Kennett, Engdahl & Buland (1995,
+Geophys. J. Int. 122, 108-124); the densities are those of Montagner & Kennett
+(1996, Geophys. J. Int. 125, 229-248), as tabulated with the model (for example
+in ObsPy's TauP data). Only the upper mantle above the 410 km discontinuity is
+kept here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from .io import MODEL_VARIABLES
+from .metrics import cosine_similarity, relative_l2
+from .sensitivity import display_form, kernel_dataset
+
+#: AK135 upper mantle: depth (km), Vp, Vs (km/s), density (g/cm^3). A repeated
+#: depth is a discontinuity; the first row is the value above it.
+AK135_UPPER_MANTLE = np.array([
+    [35.0, 8.0400, 4.4800, 3.3198],
+    [77.5, 8.0450, 4.4900, 3.3455],
+    [120.0, 8.0500, 4.5000, 3.3713],
+    [165.0, 8.1750, 4.5090, 3.3985],
+    [210.0, 8.3000, 4.5180, 3.4258],
+    [210.0, 8.3000, 4.5230, 3.4258],
+    [260.0, 8.4825, 4.6090, 3.4561],
+    [310.0, 8.6650, 4.6960, 3.4864],
+    [360.0, 8.8475, 4.7830, 3.5167],
+    [410.0, 9.0300, 4.8700, 3.5470],
+])
+
+#: What :func:`extend_below` can put below a model's grid.
+BELOW = ("half-space", "ak135")
+
+
+def ak135(depth):
+    """AK135's upper-mantle Vp, Vs and density at depths in 35-410 km.
+
+    A depth exactly at the 210 km gradient change takes the value below it
+    (a layer top owns the material beneath it).
+
+    Parameters
+    ----------
+    depth : array_like
+        Depths in km, within 35-410 km.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(velocity_p, velocity_s, density)`` in km/s, km/s and g/cm^3.
+
+    Examples
+    --------
+    >>> vp, vs, rho = ak135([120.0, 210.0])
+    >>> vs.tolist()
+    [4.5, 4.523]
+    """
+    depth = np.asarray(depth, dtype=float)
+    table = AK135_UPPER_MANTLE
+    low, high = table[0, 0], table[-1, 0]
+    if np.any(~np.isfinite(depth)) or np.any((depth < low) | (depth > high)):
+        bad = depth[~((depth >= low) & (depth <= high))]
+        raise ValueError(f"AK135's upper mantle is tabulated from {low:g} to {high:g} km; "
+                         f"got depth {float(bad.ravel()[0]):g} km.")
+    # Interpolate within each segment, so a discontinuity is never smeared; with
+    # side="right" a depth at a repeated row falls in the segment below it.
+    segment = np.clip(np.searchsorted(table[:, 0], depth, side="right") - 1, 0, len(table) - 2)
+    top, bottom = table[segment], table[segment + 1]
+    span = bottom[..., 0] - top[..., 0]
+    weight = np.where(span > 0, (depth - top[..., 0]) / np.where(span > 0, span, 1.0), 0.0)
+    values = top[..., 1:] + weight[..., None] * (bottom[..., 1:] - top[..., 1:])
+    return values[..., 0], values[..., 1], values[..., 2]
+
+
+def extend_below(models, max_depth=400.0, below="ak135"):
+    """Continue layered models below their half-space to a deeper one.
+
+    The grid's node spacing is kept; the old half-space node becomes an ordinary
+    layer of that spacing with its own values, and new nodes follow to
+    ``max_depth``, whose node is the new half-space.
+
+    Parameters
+    ----------
+    models : xarray.Dataset
+        Models on a regular grid, dims ``(sample, depth)`` or ``(depth,)``.
+    max_depth : float
+        Depth (km) of the new half-space's top; below the models' last node and a
+        whole number of node spacings from it. The default, 400 km, puts AK135's
+        half-space at Vs 4.85 km/s: with a half-space at 250 km (Vs 4.59 km/s)
+        the 45-60 s Love waves of fast-lid models would not be trapped.
+    below : {"half-space", "ak135"}
+        What fills the new nodes: the old half-space's values (every curve and
+        kernel above is unchanged, and the old half-space kernel equals the sum of
+        the new nodes' kernels), or AK135's upper mantle (:func:`ak135`) at each
+        new node's top.
+
+    Returns
+    -------
+    xarray.Dataset
+        The model variables (thickness, Vp, Vs, density) on the longer grid,
+        with the same ``sample`` coordinate; attribute ``extended_below``
+        records what was put below and from where.
+
+    Examples
+    --------
+    >>> from kernels.io import layered_model
+    >>> m = layered_model([0.5, 0.5, 0.5], [6.0, 7.0, 8.0], [3.5, 4.0, 4.5], [2.7, 2.9, 3.3])
+    >>> e = extend_below(m, max_depth=2.0, below="half-space")
+    >>> e.depth.values.tolist(), e.velocity_s.values.tolist()
+    ([0.0, 0.5, 1.0, 1.5, 2.0], [3.5, 4.0, 4.5, 4.5, 4.5])
+    """
+    if below not in BELOW:
+        raise ValueError(f"below must be one of {BELOW}, got {below!r}.")
+    depth = np.asarray(models["depth"].values, dtype=float)
+    if depth.size < 2:
+        raise ValueError("extend_below needs models with at least two nodes.")
+    spacing = depth[1] - depth[0]
+    if not np.allclose(np.diff(depth), spacing, rtol=1e-9, atol=1e-9):
+        raise ValueError("extend_below needs a regular depth grid (equal node spacing); "
+                         f"got spacings from {np.diff(depth).min():g} to "
+                         f"{np.diff(depth).max():g} km.")
+    steps = (float(max_depth) - depth[-1]) / spacing
+    if not np.isfinite(steps) or steps < 1 or abs(steps - round(steps)) > 1e-6:
+        raise ValueError(f"max_depth must lie a whole number (>= 1) of node spacings "
+                         f"({spacing:g} km) below the last node at {depth[-1]:g} km; "
+                         f"got {max_depth!r}.")
+    new_depth = depth[-1] + spacing * np.arange(1, round(steps) + 1)
+    names = [name for name in MODEL_VARIABLES if name in models]
+    missing = {"thickness", "velocity_p", "velocity_s", "density"} - set(names)
+    if missing:
+        raise ValueError(f"models lack the model variables {sorted(missing)}.")
+    extra = xr.Dataset(coords={"depth": new_depth})
+    if below == "half-space":
+        source = models[names].isel(depth=-1, drop=True)
+        for name in names:
+            extra[name] = source[name].expand_dims(depth=new_depth, axis=-1)
+    else:
+        vp, vs, rho = ak135(new_depth)
+        for name, values in (("velocity_p", vp), ("velocity_s", vs), ("density", rho)):
+            column = xr.DataArray(values, dims="depth", coords={"depth": new_depth})
+            template = models[name].isel(depth=-1, drop=True)
+            extra[name] = (template * 0 + column).transpose(*template.dims, "depth")
+    thickness = models["thickness"].isel(depth=-1, drop=True) * 0 + spacing
+    extra["thickness"] = thickness.expand_dims(depth=new_depth, axis=-1)
+    head = models[names].copy()
+    head["thickness"] = head["thickness"].where(head.depth < depth[-1], spacing)
+    out = xr.concat([head, extra[names]], dim="depth", data_vars="all")
+    for name in names:
+        out[name].attrs = models[name].attrs
+    out["depth"].attrs = models["depth"].attrs
+    out.attrs = {**models.attrs,
+                 "extended_below": f"{below} from {depth[-1]:g} km to a half-space at "
+                                   f"{float(max_depth):g} km"}
+    return out
+
+
+def floor_effect(models, periods, max_depth=400.0, below="ak135", waves=("rayleigh", "love"),
+                 n_jobs=1):
+    """What the half-space at the grid's last node does to curves and Vs kernels.
+
+    Each model is compared with itself continued below its grid by
+    :func:`extend_below` (by default with AK135's upper mantle to a half-space at
+    400 km), the "real Earth below"; the layers the two share are those above the
+    old half-space node.
+
+    Parameters
+    ----------
+    models : xarray.Dataset
+        Models with a ``sample`` dim on a regular grid.
+    periods : array_like
+        Periods in s.
+    max_depth, below
+        Passed to :func:`extend_below`.
+    waves : sequence of str
+        Wave types.
+    n_jobs : int
+        Worker processes for the kernels.
+
+    Returns
+    -------
+    xarray.Dataset
+        On ``(sample, wave, period)``:
+
+        - ``phase_velocity_change``: c(extended) - c(grid), km/s;
+        - ``half_space_share``: the share of the grid model's ``|dc/dVs|`` in its
+          half-space node;
+        - ``below_share``: the share of the extended model's ``|dc/dVs|`` at and
+          below the old half-space's depth (what that node stood in for);
+        - ``kernel_change``: relative L2 distance of the raw per-layer ``dc/dVs``
+          over the shared layers, the extended model's as reference;
+        - ``display_cosine``: cosine of the two kernels' display forms
+          (:func:`kernels.sensitivity.display_form`, 0-110 km), the form the book
+          compares surrogates with;
+        - coordinate ``failed``: either model has no trapped root there (NaN).
+
+    Examples
+    --------
+    >>> from kernels import priors
+    >>> m = priors.sample("weak", 1, seed=0)
+    >>> e = floor_effect(m, [10.0, 60.0], waves=("rayleigh",))
+    >>> bool((e.below_share.sel(period=60.0) > e.below_share.sel(period=10.0)).all())
+    True
+    """
+    periods = np.asarray(periods, dtype=float)
+    extended = extend_below(models, max_depth=max_depth, below=below)
+    grid = kernel_dataset(models, periods, waves=waves, n_jobs=n_jobs)
+    deep = kernel_dataset(extended, periods, waves=waves, n_jobs=n_jobs)
+    failed = (grid.failed | deep.failed).reset_coords(drop=True)
+    grid, deep = (ds.drop_vars(["failed", "untrapped"]) for ds in (grid, deep))
+    n = models.sizes["depth"]
+    k_grid, k_deep = grid.dc_dvelocity_s, deep.dc_dvelocity_s
+    magnitude = abs(k_deep)
+    out = xr.Dataset({
+        "phase_velocity_change": deep.phase_velocity - grid.phase_velocity,
+        "half_space_share": abs(k_grid.isel(depth=-1, drop=True)) / abs(k_grid).sum("depth"),
+        "below_share": magnitude.isel(depth=slice(n - 1, None)).sum("depth")
+        / magnitude.sum("depth"),
+        "kernel_change": relative_l2(k_grid.isel(depth=slice(0, n - 1)),
+                                     k_deep.isel(depth=slice(0, n - 1))),
+        "display_cosine": cosine_similarity(display_form(k_grid), display_form(k_deep)),
+    })
+    out = out.where(~failed).assign_coords(failed=failed)
+    units = {"phase_velocity_change": "km/s"}
+    for name, long_name in (
+            ("phase_velocity_change", "phase velocity with the Earth below minus on the grid"),
+            ("half_space_share", "share of |dc/dVs| in the grid's half-space node"),
+            ("below_share", "share of |dc/dVs| below the grid, Earth below"),
+            ("kernel_change", "relative L2 change of dc/dVs above the grid's half-space"),
+            ("display_cosine", "cosine of the display forms, grid vs Earth below")):
+        out[name].attrs = {"units": units.get(name, "1"), "long_name": long_name}
+    out.attrs = {"extended_below": extended.attrs["extended_below"]}
+    return out
