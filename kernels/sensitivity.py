@@ -460,7 +460,7 @@ def display_form(kernel, max_depth=110.0, window=9):
 
 
 def kernel_dataset(models, periods, waves=("rayleigh", "love"), method="exact", n_jobs=1,
-                   progress=False):
+                   progress=False, check_modes=True):
     """Phase velocities and all four kernels for several waves, on a ``wave`` dim.
 
     Parameters
@@ -477,6 +477,11 @@ def kernel_dataset(models, periods, waves=("rayleigh", "love"), method="exact", 
         Worker processes.
     progress : bool
         Show progress bars.
+    check_modes : bool
+        With the exact engine, models on a ``sample`` dim and at least two
+        periods, run :func:`mode_jumps` on each curve (it reuses the roots and
+        slopes, so only steep intervals cost extra) and treat a flagged period
+        like a failed one: NaN, ``failed`` set, and the coordinate ``mode_jump``.
 
     Returns
     -------
@@ -486,8 +491,21 @@ def kernel_dataset(models, periods, waves=("rayleigh", "love"), method="exact", 
     """
     parts = [phase_kernels(models, periods, wave=wave, method=method, n_jobs=n_jobs,
                            progress=progress) for wave in waves]
+    names = ("failed", "untrapped")
+    if check_modes and method == "exact" and "sample" in models.dims and parts[0].period.size > 1:
+        checked = []
+        for wave, part in zip(waves, parts, strict=True):
+            jump = mode_jumps(models, part.period.values, wave=wave, dc=part.attrs["dc"],
+                              kernels=part).values
+            part = part.where(~xr.DataArray(jump, dims=("sample", "period")))
+            checked.append(part.assign_coords(
+                failed=part.failed | jump,
+                mode_jump=(("sample", "period"), jump,
+                           {"long_name": "root not on one smooth branch with its "
+                                         "neighbours (see mode_jumps); kernel is NaN"})))
+        parts, names = checked, (*names, "mode_jump")
     flags = {name: xr.concat([part[name] for part in parts], dim="wave")
-             .assign_coords(wave=list(waves)) for name in ("failed", "untrapped")}
+             .assign_coords(wave=list(waves)) for name in names}
     ds = xr.concat([part.drop_vars(list(flags)) for part in parts],
                    dim=xr.DataArray(list(waves), dims="wave", name="wave"),
                    combine_attrs="drop_conflicts")
@@ -515,6 +533,151 @@ def peak_depth(kernel, thickness):
     # value, so the peak is searched over the finite layers only.
     out = depth_of_peak(per_km(kernel, thickness).isel(depth=slice(0, -1)))
     out.attrs = {"units": "km", "long_name": "peak depth of |dc/dp| per km"}
+    return out
+
+
+#: Defaults of :func:`mode_jumps`: the tolerance (km/s) on the trapezoid residual
+#: of an interval, and the number of halvings of a failing interval.
+MODE_JUMP_TOL = 1e-3
+MODE_JUMP_LEVELS = 6
+#: From this halving on, a kink's allowance applies (see :func:`mode_jumps`).
+_KINK_LEVEL = 4
+
+
+def _trapezoid_residual(t0, c0, d0, t1, c1, d1):
+    """c(T1) - c(T0) minus the trapezoid rule on the exact slopes dc/dT."""
+    return c1 - c0 - 0.5 * (t1 - t0) * (d0 + d1)
+
+
+def _fails(ends, tol, kink):
+    """Whether an interval's residual exceeds the tolerance (plus a kink's allowance)."""
+    t0, _, d0, t1, _, d1 = ends
+    allowance = (t1 - t0) * abs(d1 - d0) if kink else 0.0
+    return abs(_trapezoid_residual(*ends)) > tol + allowance
+
+
+def _jumps_of_one(arrays, periods, c, d, wave, dc, tol, levels):
+    """Indices of the intervals of one model's curve that do not converge."""
+    pending = []
+    for i in range(periods.size - 1):
+        ends = (periods[i], c[i], d[i], periods[i + 1], c[i + 1], d[i + 1])
+        if np.isfinite(ends).all() and _fails(ends, tol, kink=False):
+            pending.append((i, ends))
+    holes = set()
+    for level in range(1, levels + 1):
+        if not pending:
+            break
+        mids = np.unique([0.5 * (ends[0] + ends[3]) for _, ends in pending])
+        out = _exact_rows(0, 1, arrays, mids, 0, wave, (), dc, "phase").reshape(mids.size, -1)
+        slope = np.where(np.isposinf(out[:, 1]), np.nan, out[:, 1])  # untrapped: no root
+        at = dict(zip(mids.tolist(), zip(out[:, 0].tolist(), slope.tolist(), strict=True),
+                      strict=True))
+        refined = []
+        for i, (t0, c0, d0, t1, c1, d1) in pending:
+            tm = 0.5 * (t0 + t1)
+            cm, dm = at[tm]
+            if not (np.isfinite(cm) and np.isfinite(dm)):
+                holes.add(i)  # no root inside the interval: not one branch
+                continue
+            for ends in ((t0, c0, d0, tm, cm, dm), (tm, cm, dm, t1, c1, d1)):
+                # From a sixteenth of the first interval on, a kink may pass.
+                if _fails(ends, tol, kink=level >= _KINK_LEVEL):
+                    refined.append((i, ends))
+        pending = [(i, ends) for i, ends in refined if i not in holes]
+    return sorted(holes | {i for i, _ in pending})
+
+
+def mode_jumps(models, periods, wave="rayleigh", dc=DEFAULT_DC, tol=MODE_JUMP_TOL,
+               levels=MODE_JUMP_LEVELS, n_jobs=1, kernels=None):
+    r"""Flag periods where the fundamental-mode curve is not one smooth branch.
+
+    Along one mode, :math:`c(T_{i+1}) - c(T_i)` is the integral of the exact slope
+    :math:`dc/dT` that the exact engine returns with every root; the trapezoid
+    rule on the two end slopes misses it by :math:`(h^3/12)\,|c'''|`, which falls
+    eightfold with every halving of the interval :math:`h`. A root search that
+    lands on another mode at one period (a mode jump) leaves a residual of the
+    size of the gap between the modes, which no halving removes. An interval
+    whose residual exceeds ``tol`` is halved (root and slope at the midpoint from
+    the same search) up to ``levels`` times. A part that still fails is a jump
+    unless it is a kink: where two modes osculate, the fundamental mode's slope can
+    fall from 2.4 to 0.2 (km/s)/s within 0.05 s of period, a continuous curve whose
+    residual is at most about :math:`h\,|dc/dT(T_1) - dc/dT(T_0)|`, which still
+    shrinks with :math:`h`; so from the fourth halving on (:math:`h` at most a
+    sixteenth of the first interval, where a jump's gap still exceeds the
+    allowance) a part of width :math:`h` fails only if its residual exceeds ``tol``
+    plus that. A part that fails after the last halving, or a midpoint without a
+    root, flags both end periods of its interval.
+
+    The check is cheap because almost every interval passes at once; only the
+    steep ones are refined. Neighbouring periods alone (without the halvings) do
+    not discriminate: on the strong prior a correct Love curve can rise by
+    1.4 km/s within one second of period, and its residual (0.6 km/s) is larger
+    than that of a real mode jump. The check cannot see a search that stays on a
+    wrong branch over a whole run of periods; the root-step audit
+    (:func:`kernels.forward.root_step_audit`) covers that.
+
+    Parameters
+    ----------
+    models : xarray.Dataset
+        Models on dims ``(sample, depth)``.
+    periods : array_like
+        Strictly increasing periods in s (at least two).
+    wave : {"rayleigh", "love"}
+        Wave type.
+    dc : float
+        Root-search step in km/s, the one whose roots are checked.
+    tol : float
+        Largest accepted trapezoid residual, km/s. With the default 1e-3 and six
+        halvings, a smooth 1 s interval passes if
+        :math:`|c'''| < 12 \cdot 10^{-3} \cdot 64^3 \approx 3000` (km/s)/s^3.
+    levels : int
+        Halvings of a failing interval.
+    n_jobs : int
+        Worker processes for the first pass.
+    kernels : xarray.Dataset, optional
+        A :func:`phase_kernels` result (exact engine) for these models, periods,
+        wave and step, whose ``phase_velocity`` and ``dc_dperiod`` are reused.
+
+    Returns
+    -------
+    xarray.DataArray
+        Boolean ``(sample, period)``: True at both ends of an interval that is
+        not one smooth branch. Failed (NaN) periods are not flagged here.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernels.io import layered_model
+    >>> m = layered_model([20.0, 20.0, 1.0], [5.8, 6.5, 8.1], [3.4, 3.8, 4.6],
+    ...                   [2.7, 2.9, 3.3])
+    >>> bool(mode_jumps(m.expand_dims(sample=[0]), np.arange(2.0, 61.0)).any())
+    False
+    """
+    periods = check_periods(periods)
+    if periods.size < 2:
+        raise ValueError(f"mode_jumps needs at least two periods, got {periods.size}.")
+    if isinstance(tol, bool) or not (isinstance(tol, int | float) and tol > 0):
+        raise ValueError(f"tol must be a positive number (km/s), got {tol!r}.")
+    if isinstance(levels, bool) or not (isinstance(levels, int | np.integer) and levels >= 0):
+        raise ValueError(f"levels must be a non-negative integer, got {levels!r}.")
+    if "sample" not in models.dims:
+        raise ValueError("mode_jumps needs models with a 'sample' dim.")
+    if kernels is None:
+        kernels = phase_kernels(models, periods, wave=wave, parameters=(), dc=dc,
+                                n_jobs=n_jobs)
+    c, d = kernels.phase_velocity.values, kernels.dc_dperiod.values
+    flags = np.zeros(c.shape, dtype=bool)
+    arrays = as_model_arrays(models)
+    with _one_torch_thread():
+        for n in range(c.shape[0]):
+            one = tuple(a[n:n + 1] for a in arrays)
+            for i in _jumps_of_one(one, periods, c[n], d[n], wave, dc, tol, levels):
+                flags[n, i:i + 2] = True
+    out = xr.DataArray(flags, dims=("sample", "period"),
+                       coords={"sample": models["sample"].values, "period": periods},
+                       name="mode_jump")
+    out.attrs = {"long_name": "root not on one smooth branch with its neighbours",
+                 "tol_km_s": float(tol), "levels": int(levels), "dc": float(dc)}
     return out
 
 

@@ -14,6 +14,7 @@ from kernels.sensitivity import (
     display_form,
     group_kernels,
     kernel_dataset,
+    mode_jumps,
     peak_depth,
     per_km,
     phase_kernel,
@@ -375,3 +376,48 @@ def test_sum_rule_residual_helper():
     assert float(sum_rule_residual(model, exact).max()) < 1e-8
     reference = phase_kernels(model, periods, method="disba")
     assert 1e-3 < float(sum_rule_residual(model, reference).max()) < 0.1
+
+
+def test_mode_jumps_flags_the_old_steps_jump_and_not_the_chosen_step():
+    """Weak model 305, Love: at 0.005 km/s the 2 s root is another mode's (see
+    test_forward); the continuity check flags 2-3 s there and nothing at the
+    default step."""
+    model = priors.sample("weak", 1, seed=2026, start=305)
+    periods = np.arange(2.0, 8.0)
+    old = mode_jumps(model, periods, wave="love", dc=0.005)
+    assert old.values[0].tolist() == [True, True, False, False, False, False]
+    assert not bool(mode_jumps(model, periods, wave="love").any())
+
+
+def test_mode_jumps_refines_a_steep_but_smooth_curve():
+    """Strong model 3 (seed 11), Love at 7-8 s: the curve rises from 0.98 to
+    2.39 km/s within the second, so neighbouring periods alone leave a trapezoid
+    residual above 0.5 km/s; the halvings show it is one smooth branch."""
+    model = priors.sample("strong", 1, seed=11, start=3)
+    periods = np.array([6.0, 7.0, 8.0, 9.0])
+    k = phase_kernels(model, periods, wave="love", parameters=())
+    c, d = k.phase_velocity.values[0], k.dc_dperiod.values[0]
+    coarse = c[2] - c[1] - 0.5 * (d[1] + d[2])
+    assert abs(coarse) > 0.5
+    assert not bool(mode_jumps(model, periods, wave="love", kernels=k).any())
+
+
+def test_kernel_dataset_carries_the_mode_check():
+    models = priors.sample("weak", 2, seed=2026, start=305)
+    ds = kernel_dataset(models, [2.0, 3.0, 4.0], waves=("love",))
+    assert ds.mode_jump.dims == ("sample", "wave", "period")
+    assert not bool(ds.mode_jump.any())
+    assert "mode_jump" not in kernel_dataset(models, [2.0, 3.0], waves=("love",),
+                                             check_modes=False).coords
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"periods": [5.0]}, r"at least two periods"),
+    ({"tol": 0.0}, r"tol must be a positive number"),
+    ({"levels": -1}, r"levels must be a non-negative integer"),
+])
+def test_mode_jumps_rejects_bad_input(kwargs, match):
+    models = priors.sample("weak", 1, seed=1)
+    arguments = {"periods": [5.0, 6.0], **kwargs}
+    with pytest.raises(ValueError, match=match):
+        mode_jumps(models, **arguments)
