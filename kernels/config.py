@@ -28,6 +28,7 @@ __all__ = [
     "EmergenceChapterConfig",
     "ArtifactsChapterConfig",
     "InversionChapterConfig",
+    "RealEarthChapterConfig",
     "paper_periods",
 ]
 
@@ -475,3 +476,39 @@ class InversionChapterConfig(_ChapterConfig):
         _check_fits_test_split("n_targets + n_calibration", self.n_targets
                                + max(self.n_calibration, self.n_calibration_physics),
                                self.n_data)
+
+
+@dataclass(frozen=True)
+class RealEarthChapterConfig(_ChapterConfig):
+    """Settings of the chapter "Real Earth".
+
+    Parameters
+    ----------
+    profile : str
+        Name of the parameter profile (for provenance).
+    n_continental, n_oceanic : int
+        LITHO1.0 columns drawn at random (without replacement) from the nodes
+        without and with water.
+    n_data, n_data_strong : int
+        Sizes of the weak and strong data sets whose surrogates (chapter
+        "Surrogate training") are tested; their training splits give the
+        prior-median baselines.
+    seed : int
+        Seed of the column draw and of the data sets.
+    n_jobs : int
+        Worker processes for the physics.
+    """
+
+    profile: str = "default"
+    n_continental: int = 150
+    n_oceanic: int = 100
+    n_data: int = 20000
+    n_data_strong: int = 70000
+    seed: int = 2026
+    n_jobs: int = 2
+
+    def __post_init__(self):
+        for name in ("n_continental", "n_oceanic", "n_data", "n_data_strong"):
+            _check_positive_int(name, getattr(self, name))
+        _check_positive_int("seed", self.seed, minimum=0)
+        _check_jobs(self.n_jobs)

@@ -457,3 +457,137 @@ def litho1(nodes=None, grid=None, water="remove"):
         region_group=("sample", np.array(CRUST1_GROUPS, dtype=object)[code].astype(str)),
         water_depth=("sample", water_depth), moho_depth=("sample", moho),
         elevation=("sample", -surface))
+
+
+COLUMN_KINDS = ("continental", "oceanic")
+
+
+def litho1_columns(n, kind="continental", seed=0, grid=None):
+    """``n`` LITHO1.0 columns drawn at random, without replacement, of one kind.
+
+    Parameters
+    ----------
+    n : int
+        Number of columns.
+    kind : {"continental", "oceanic"}
+        Nodes without water, or with water (removed, see :func:`litho1`).
+    seed : int
+        Seed of the draw.
+    grid : kernels.config.Grid, optional
+        Target grid.
+
+    Returns
+    -------
+    xarray.Dataset
+        :func:`litho1` of the drawn nodes, in increasing node order.
+    """
+    if kind not in COLUMN_KINDS:
+        raise ValueError(f"kind must be one of {COLUMN_KINDS}, got {kind!r}.")
+    values = litho1_raw()["values"].values
+    top, bottom = LITHO1_LAYERS["water"]
+    wet = (values[top, 1:4] != LITHO1_FILL).all(axis=0) & (values[bottom, 0] > values[top, 0])
+    pool = np.flatnonzero(wet if kind == "oceanic" else ~wet)
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= pool.size:
+        raise ValueError(f"n must be an integer in 1-{pool.size} ({kind} nodes), got {n!r}.")
+    nodes = np.sort(np.random.default_rng(seed).choice(pool, size=int(n), replace=False))
+    return litho1(nodes=nodes, grid=grid)
+
+
+def column_scores(surrogate, columns, theory, baseline):
+    """A surrogate's curves and Vs kernels on Earth columns, beside a baseline's kernels.
+
+    Parameters
+    ----------
+    surrogate : kernels.surrogate.Surrogate
+        A trained surrogate on the columns' grid and periods.
+    columns : xarray.Dataset
+        Models with a ``sample`` dim (for example from :func:`litho1`).
+    theory : xarray.Dataset
+        :func:`kernels.sensitivity.kernel_dataset` of the columns (the physics).
+    baseline : xarray.Dataset
+        A baseline's kernels in the same layout (for example
+        :func:`kernels.gradients.prior_median_kernels` of the surrogate's training
+        prior).
+
+    Returns
+    -------
+    xarray.Dataset
+        On ``(sample, wave, period)``, NaN where the physics has no root:
+        ``curve_error`` (surrogate minus physics, km/s), and the kernel scores of
+        :func:`kernels.gradients.emergence_scores` for the surrogate (``cosine``,
+        ``raw_error``, ``raw_error_110``) and for the baseline
+        (``baseline_cosine``, ...). The columns' coordinates are kept.
+    """
+    from .gradients import emergence_scores
+
+    flags = [name for name in ("failed", "untrapped", "mode_jump") if name in theory.coords]
+    usable = ~theory.failed.reset_coords(drop=True)
+    physics = theory.reset_coords(flags, drop=True)
+    predicted = surrogate.predict(columns)
+    out = xr.Dataset({"curve_error": (predicted - physics.phase_velocity).where(usable)})
+    learned = surrogate.jacobian(columns)
+    velocity_s = columns.velocity_s.reset_coords(drop=True)
+    ours = emergence_scores(learned, physics.dc_dvelocity_s, velocity_s, usable)
+    theirs = emergence_scores(baseline.dc_dvelocity_s.reset_coords(drop=True),
+                              physics.dc_dvelocity_s, velocity_s, usable)
+    out = out.merge(ours).merge(theirs.rename({name: f"baseline_{name}" for name in theirs}))
+    keep = {name: columns[name] for name in columns.coords
+            if name != "sample" and columns[name].dims == ("sample",)}
+    return out.assign_coords({**keep, "failed": theory.failed.reset_coords(drop=True)})
+
+
+def region_summary(scores, by="region_group", n_boot=1000, seed=0):
+    """Curve RMSE and kernel skill per region (rows) and wave, with model-resampled intervals.
+
+    Parameters
+    ----------
+    scores : xarray.Dataset
+        :func:`column_scores`.
+    by : str
+        Per-sample coordinate that names the regions.
+    n_boot, seed : int
+        Resamples and seed of the cluster bootstrap (whole columns are resampled).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``(region, wave)``; columns ``columns`` (count), ``rmse`` with
+        ``rmse_low``/``rmse_high`` (km/s, over all periods of the region's columns),
+        ``cosine_skill`` and ``raw_skill`` (``1 - median(1 - cos) / median(1 -
+        cos_baseline)`` and ``1 - median(err) / median(err_baseline)`` over all
+        cells) with their intervals.
+    """
+    import pandas as pd
+
+    from .metrics import cluster_bootstrap
+
+    def skill_of(method, base):
+        def statistic(m, b):
+            both = np.isfinite(m) & np.isfinite(b)
+            m, b = np.where(both, m, np.nan), np.where(both, b, np.nan)
+            flat = (m.shape[0], -1)
+            return 1 - (np.nanmedian(m.reshape(flat), axis=1)
+                        / np.nanmedian(b.reshape(flat), axis=1))
+        point = float(statistic(method[None], base[None])[0])
+        low, high = cluster_bootstrap((method, base), statistic, n_boot=n_boot, seed=seed)
+        return point, low, high
+
+    rows = []
+    labels = scores[by].values
+    for region in pd.unique(labels):
+        part = scores.isel(sample=np.flatnonzero(labels == region))
+        for wave in part.wave.values:
+            cell = part.sel(wave=wave)
+            err = cell.curve_error.values
+            rmse_point = float(np.sqrt(np.nanmean(err ** 2)))
+            rmse_low, rmse_high = cluster_bootstrap(
+                err, lambda e: np.array([float(np.sqrt(np.nanmean(x ** 2))) for x in e]),
+                n_boot=n_boot, seed=seed)
+            cos = skill_of(1 - cell.cosine.values, 1 - cell.baseline_cosine.values)
+            raw = skill_of(cell.raw_error.values, cell.baseline_raw_error.values)
+            rows.append({by: region, "wave": str(wave), "columns": int(part.sizes["sample"]),
+                         "rmse": rmse_point, "rmse_low": rmse_low, "rmse_high": rmse_high,
+                         "cosine_skill": cos[0], "cosine_skill_low": cos[1],
+                         "cosine_skill_high": cos[2], "raw_skill": raw[0],
+                         "raw_skill_low": raw[1], "raw_skill_high": raw[2]})
+    return pd.DataFrame(rows).set_index([by, "wave"])

@@ -16,6 +16,7 @@ from kernels.config import (
     Grid,
     InversionChapterConfig,
     KernelChapterConfig,
+    RealEarthChapterConfig,
     SurrogateChapterConfig,
 )
 
@@ -108,6 +109,9 @@ def test_profiles_build_valid_configs(profile):
     EmergenceChapterConfig(profile=profile, n_eval_models=params["n_eval_models"],
                            n_data=params["n_data"], seed=params["seed"],
                            n_jobs=params["n_jobs"], n_seeds=params["n_seeds"])
+    params = run_notebook.load_profile(profile, "08-real-earth")
+    RealEarthChapterConfig(profile=profile, **{name: params[name] for name in (
+        "n_continental", "n_oceanic", "n_data", "n_data_strong", "seed", "n_jobs")})
     text = yaml.safe_load((ROOT / "book" / "params" / f"{profile}.yml").read_text())
     assert text["description"]
 

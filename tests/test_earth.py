@@ -149,3 +149,37 @@ def test_litho1_rejects_bad_input(kwargs, match):
 
     with pytest.raises(ValueError, match=match):
         litho1(**kwargs)
+
+
+def test_column_scores_and_region_summary_on_litho1_columns():
+    """An untrained surrogate on a 60 km grid: curve errors are prediction minus physics;
+    the physics as its own baseline scores perfectly; the region table's RMSE is that of
+    its columns' errors, and each region's columns are counted once per wave."""
+    from kernels import data, surrogate
+    from kernels.config import Grid
+    from kernels.earth import column_scores, litho1_columns, region_summary
+    from kernels.sensitivity import kernel_dataset
+
+    grid = Grid(n_nodes=60, spacing=1.0)
+    periods = np.array([5.0, 20.0, 40.0])
+    train = data.drop_failed(data.simulate("weak", 30, 3, periods, grid=grid))
+    net = surrogate.Surrogate("basis-mlp", {"n_basis": 8, "hidden": 16, "layers": 2},
+                              device="cpu", progress=False, seed=1).initialise(train)
+    columns = litho1_columns(6, "continental", seed=2, grid=grid)
+    theory = kernel_dataset(columns, periods)
+    scores = column_scores(net, columns, theory, baseline=theory)
+    expected = (net.predict(columns) - theory.phase_velocity.reset_coords(drop=True))
+    assert_allclose(scores.curve_error.values, expected.where(~theory.failed).values)
+    finite = np.isfinite(scores.baseline_cosine.values)
+    assert finite.any()
+    assert_allclose(scores.baseline_cosine.values[finite], 1.0, rtol=1e-12)
+    assert_allclose(scores.baseline_raw_error.values[finite], 0.0, atol=1e-12)
+    assert "region_group" in scores.coords and "latitude" in scores.coords
+    table = region_summary(scores.assign(baseline_cosine=scores.cosine * 0.5,
+                                         baseline_raw_error=scores.raw_error * 2.0), n_boot=50)
+    for (region, wave), row in table.iterrows():
+        part = scores.curve_error.where(scores.region_group == region, drop=True).sel(wave=wave)
+        assert row["rmse"] == pytest.approx(float(np.sqrt((part ** 2).mean())))
+        assert row["raw_skill"] == pytest.approx(0.5)
+        assert row["rmse_low"] <= row["rmse"] <= row["rmse_high"]
+    assert int(table["columns"].xs("love", level="wave").sum()) == 6
