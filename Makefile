@@ -42,7 +42,7 @@ site-test: $(HTML_STAMP)  ## build the site, then check links, offline use and e
 lint: $(INSTALLED)  ## ruff on the package, tests, tools and benchmarks
 	$(VENV)/bin/ruff check kernels tests tools benchmarks book/_ext
 
-_build/executed/$(PROFILE)/%.ipynb: book/%.md book/params/$(PROFILE).yml $(PACKAGE) $(INSTALLED)
+_build/executed/$(PROFILE)/%.ipynb: book/%.md book/params/$(PROFILE).yml $(PACKAGE) $(INSTALLED) tools/run_notebook.py
 	$(PY) tools/run_notebook.py $< --profile $(PROFILE) --output $@
 
 # Later chapters read the surrogates that chapter 03 saves (or its cached data and models).

@@ -122,6 +122,13 @@ def test_no_resource_comes_from_another_host(pages):
     assert not remote, "resources loaded from the network:\n" + "\n".join(remote)
 
 
+def test_no_page_shows_a_path_of_the_build_machine(pages):
+    """The checkout's absolute path (for example in a parameters cell) is not on any page."""
+    found = [page.relative_to(SITE).as_posix() for page in pages
+             if str(ROOT) in page.read_text(encoding="utf-8", errors="replace")]
+    assert not found, f"pages that show {ROOT}: {found}"
+
+
 def test_chapter_pages_have_their_figures(pages):
     """Each executed chapter shows PNG figures (executed output, not placeholders)."""
     chapters = [p for p in pages if re.match(r"0\d-", p.name)]  # 9x: back matter

@@ -55,6 +55,12 @@ def main(argv=None):
     stem = args.notebook.stem
     params = load_profile(args.profile, stem)
     params.update({k: yaml.safe_load(v) for k, v in args.p})
+    # The notebook runs in its own folder; relative paths keep the build machine's
+    # folders out of the injected parameters cell that the site shows.
+    here = args.notebook.resolve().parent
+    for name in ("output_dir", "cache_dir"):
+        if isinstance(params.get(name), str) and os.path.isabs(params[name]):
+            params[name] = os.path.relpath(params[name], here)
     notebook = jupytext.read(args.notebook)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                        "language": "python"}
