@@ -27,7 +27,7 @@ import xarray as xr
 
 from .io import MODEL_VARIABLES
 from .metrics import cosine_similarity, relative_l2
-from .sensitivity import display_form, kernel_dataset
+from .sensitivity import display_form, drop_flags, kernel_dataset
 
 #: AK135 upper mantle: depth (km), Vp, Vs (km/s), density (g/cm^3). A repeated
 #: depth is a discontinuity; the first row is the value above it.
@@ -170,7 +170,7 @@ def extend_below(models, max_depth=400.0, below="ak135"):
 
 
 def floor_effect(models, periods, max_depth=400.0, below="ak135", waves=("rayleigh", "love"),
-                 n_jobs=1):
+                 n_jobs=1, kernels=None):
     """What the half-space at the grid's last node does to curves and Vs kernels.
 
     Each model is compared with itself continued below its grid by
@@ -190,6 +190,9 @@ def floor_effect(models, periods, max_depth=400.0, below="ak135", waves=("raylei
         Wave types.
     n_jobs : int
         Worker processes for the kernels.
+    kernels : xarray.Dataset, optional
+        :func:`kernels.sensitivity.kernel_dataset` of ``models`` at ``periods``
+        and ``waves``, if already computed (it is then not computed again).
 
     Returns
     -------
@@ -218,10 +221,14 @@ def floor_effect(models, periods, max_depth=400.0, below="ak135", waves=("raylei
     """
     periods = np.asarray(periods, dtype=float)
     extended = extend_below(models, max_depth=max_depth, below=below)
-    grid = kernel_dataset(models, periods, waves=waves, n_jobs=n_jobs)
+    if kernels is not None and not np.array_equal(kernels.sample.values,
+                                                  models.sample.values):
+        raise ValueError("kernels must be those of models: their sample labels differ.")
+    grid = (kernel_dataset(models, periods, waves=waves, n_jobs=n_jobs) if kernels is None
+            else kernels.sel(period=periods, wave=list(waves)))
     deep = kernel_dataset(extended, periods, waves=waves, n_jobs=n_jobs)
     failed = (grid.failed | deep.failed).reset_coords(drop=True)
-    grid, deep = (ds.drop_vars(["failed", "untrapped"]) for ds in (grid, deep))
+    grid, deep = drop_flags(grid), drop_flags(deep)
     n = models.sizes["depth"]
     k_grid, k_deep = grid.dc_dvelocity_s, deep.dc_dvelocity_s
     magnitude = abs(k_deep)
@@ -520,9 +527,8 @@ def column_scores(surrogate, columns, theory, baseline):
     """
     from .gradients import emergence_scores
 
-    flags = [name for name in ("failed", "untrapped", "mode_jump") if name in theory.coords]
     usable = ~theory.failed.reset_coords(drop=True)
-    physics = theory.reset_coords(flags, drop=True)
+    physics = drop_flags(theory)
     predicted = surrogate.predict(columns)
     out = xr.Dataset({"curve_error": (predicted - physics.phase_velocity).where(usable)})
     learned = surrogate.jacobian(columns)
@@ -543,8 +549,9 @@ def region_summary(scores, by="region_group", n_boot=1000, seed=0):
     ----------
     scores : xarray.Dataset
         :func:`column_scores`.
-    by : str
-        Per-sample coordinate that names the regions.
+    by : str or None
+        Per-sample coordinate that names the regions; None pools every column
+        into one row, ``all``.
     n_boot, seed : int
         Resamples and seed of the cluster bootstrap (whole columns are resampled).
 
@@ -573,7 +580,8 @@ def region_summary(scores, by="region_group", n_boot=1000, seed=0):
         return point, low, high
 
     rows = []
-    labels = scores[by].values
+    labels = (np.full(scores.sizes["sample"], "all") if by is None
+              else scores[by].values)
     for region in pd.unique(labels):
         part = scores.isel(sample=np.flatnonzero(labels == region))
         for wave in part.wave.values:
@@ -581,13 +589,14 @@ def region_summary(scores, by="region_group", n_boot=1000, seed=0):
             err = cell.curve_error.values
             rmse_point = float(np.sqrt(np.nanmean(err ** 2)))
             rmse_low, rmse_high = cluster_bootstrap(
-                err, lambda e: np.array([float(np.sqrt(np.nanmean(x ** 2))) for x in e]),
+                err, lambda e: np.sqrt(np.nanmean(e.reshape(e.shape[0], -1) ** 2, axis=1)),
                 n_boot=n_boot, seed=seed)
             cos = skill_of(1 - cell.cosine.values, 1 - cell.baseline_cosine.values)
             raw = skill_of(cell.raw_error.values, cell.baseline_raw_error.values)
-            rows.append({by: region, "wave": str(wave), "columns": int(part.sizes["sample"]),
+            rows.append({by or "region": region, "wave": str(wave),
+                         "columns": int(part.sizes["sample"]),
                          "rmse": rmse_point, "rmse_low": rmse_low, "rmse_high": rmse_high,
                          "cosine_skill": cos[0], "cosine_skill_low": cos[1],
                          "cosine_skill_high": cos[2], "raw_skill": raw[0],
                          "raw_skill_low": raw[1], "raw_skill_high": raw[2]})
-    return pd.DataFrame(rows).set_index([by, "wave"])
+    return pd.DataFrame(rows).set_index([by or "region", "wave"])

@@ -11,14 +11,14 @@ and are passed over, so the step decides which root is found. We use
 ``dc = 0.002`` km/s, chosen by :func:`root_step_audit` on 1000 models of each
 prior (weak, strong, strong-corrected; chapter "Data and priors"), with roots
 at 0.005, 0.002, 0.001 and 0.0005 km/s compared once untrapped roots are
-removed: disba's default of 0.005 km/s jumps to a higher mode at the shortest
-period in 2 of the 3000 models (slow surface layers, two roots in one
-bracket), while 0.002 and the finer steps agree to 1e-4 everywhere. Every step
+removed: disba's default of 0.005 km/s jumps to another mode at 3 periods of
+the 3000 models (slow surface layers, two roots in one bracket), while 0.002
+and the finer steps agree to 1e-4 everywhere. Every step
 also loses a few trapped roots that lie within about one step below the
 half-space's Vs (a slow half-space that the long-period mode barely stays
 under); these are failures (NaN, flagged), not wrong values, and they become
-rarer as the step shrinks (per 1000 models, about 20-30 periods at 0.005 and
-15 at 0.002 km/s). ``make bench`` reports what the step costs.
+rarer as the step shrinks (per 1000 models, about 30 periods at 0.005 and
+16 at 0.002 km/s). ``make bench`` reports what the step costs.
 
 When the fundamental-mode search fails on a model, disba raises for the whole
 curve; we then solve each period alone, so only the periods whose root cannot
@@ -57,7 +57,8 @@ from .config import WAVES
 from .io import as_model_arrays
 
 __all__ = ["dispersion", "dispersion_curves", "check_models", "check_periods", "trapped",
-           "root_step_audit", "summarise_step_audit", "DEFAULT_DC", "AUDIT_STEPS"]
+           "root_step_audit", "moved_roots", "summarise_step_audit", "DEFAULT_DC",
+           "AUDIT_STEPS"]
 
 #: Description of the ``untrapped`` flag.
 UNTRAPPED_LONG_NAME = "root at or above the half-space's Vs: not a trapped mode"
@@ -417,6 +418,33 @@ def root_step_audit(models, periods, steps=AUDIT_STEPS, waves=WAVES, n_jobs=1, p
     return ds
 
 
+def moved_roots(audit, step, rtol=1e-4):
+    """Cells whose trapped root at ``step`` differs from the smallest step's by > ``rtol``.
+
+    Untrapped roots are removed first (they are failures whatever the step).
+
+    Parameters
+    ----------
+    audit : xarray.Dataset
+        From :func:`root_step_audit`.
+    step : float or None
+        One audited step (km/s), or None for every step (a ``step`` dim).
+    rtol : float
+        Relative change above which a root counts as moved.
+
+    Returns
+    -------
+    xarray.DataArray
+        Boolean on ``(sample, wave, period)``, with ``step`` first if ``step`` is None.
+    """
+    c = audit.phase_velocity.where(~audit.untrapped)
+    reference = c.isel(step=-1)
+    if step is not None:
+        c = c.sel(step=step)
+    both = np.isfinite(c) & np.isfinite(reference)
+    return both & (np.abs(c / reference - 1.0) > rtol)
+
+
 def summarise_step_audit(audit, rtol=1e-4):
     """Per step and wave: what changes against the smallest step of an audit.
 
@@ -439,8 +467,7 @@ def summarise_step_audit(audit, rtol=1e-4):
     """
     c = audit.phase_velocity.where(~audit.untrapped)
     reference = c.isel(step=-1)
-    both = np.isfinite(c) & np.isfinite(reference)
-    moved = both & (np.abs(c / reference - 1.0) > rtol)
+    moved = moved_roots(audit, None, rtol)
     return xr.Dataset({
         "moved": moved.sum(["sample", "period"]),
         "models_moved": moved.any("period").sum("sample"),

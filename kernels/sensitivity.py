@@ -459,6 +459,19 @@ def display_form(kernel, max_depth=110.0, window=9):
     return out.rename(kernel.name)
 
 
+#: Per-cell flag coordinates that kernel results can carry (see :func:`kernel_dataset`).
+KERNEL_FLAGS = ("failed", "untrapped", "mode_jump")
+
+
+def drop_flags(ds):
+    """``ds`` without the flag coordinates of :data:`KERNEL_FLAGS` that it has.
+
+    Arithmetic between two kernel results whose flags differ keeps neither;
+    dropping them first says so, and the caller keeps the flags it needs.
+    """
+    return ds.drop_vars([name for name in KERNEL_FLAGS if name in ds.coords])
+
+
 def kernel_dataset(models, periods, waves=("rayleigh", "love"), method="exact", n_jobs=1,
                    progress=False, check_modes=True):
     """Phase velocities and all four kernels for several waves, on a ``wave`` dim.
@@ -608,8 +621,11 @@ def mode_jumps(models, periods, wave="rayleigh", dc=DEFAULT_DC, tol=MODE_JUMP_TO
     plus that. A part that fails after the last halving, or a midpoint without a
     root, flags both end periods of its interval.
 
-    The check is cheap because almost every interval passes at once; only the
-    steep ones are refined. Neighbouring periods alone (without the halvings) do
+    Almost every interval passes at once; only the steep ones are refined, one
+    engine call per model and halving, serially. On 60 models at 59 periods and
+    both waves this added about 35 % (weak prior) and 75 % (strong prior, whose
+    sediments make more steep intervals) to :func:`kernel_dataset`'s time on 2
+    processes. Neighbouring periods alone (without the halvings) do
     not discriminate: on the strong prior a correct Love curve can rise by
     1.4 km/s within one second of period, and its residual (0.6 km/s) is larger
     than that of a real mode jump. The check cannot see a search that stays on a
