@@ -54,6 +54,7 @@ __all__ = [
     "available_priors",
     "extra_variables",
     "brocher_density",
+    "brocher_polynomial",
     "realism_counts",
     "brocher_slope",
     "density_slope",
@@ -274,7 +275,15 @@ def brocher_density(velocity_p):
     >>> round(float(brocher_density(6.0)), 4)
     2.7167
     """
-    v = np.asarray(velocity_p, dtype=float)
+    return brocher_polynomial(np.asarray(velocity_p, dtype=float))
+
+
+def brocher_polynomial(v):
+    """Brocher's (2005) density polynomial of ``v`` (km/s), for any array type.
+
+    :func:`brocher_density` for NumPy input; this form also takes torch tensors,
+    so that a differentiable forward model can tie density to Vp.
+    """
     return 1.6612 * v - 0.4721 * v**2 + 0.0671 * v**3 - 0.0043 * v**4 + 0.000106 * v**5
 
 
