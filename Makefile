@@ -49,6 +49,8 @@ _build/executed/$(PROFILE)/%.ipynb: book/%.md book/params/$(PROFILE).yml $(PACKA
 _build/executed/$(PROFILE)/04-kernel-emergence.ipynb: _build/executed/$(PROFILE)/03-surrogate-training.ipynb
 _build/executed/$(PROFILE)/05-prior-artifacts.ipynb: _build/executed/$(PROFILE)/03-surrogate-training.ipynb
 _build/executed/$(PROFILE)/07-inversion.ipynb: _build/executed/$(PROFILE)/03-surrogate-training.ipynb
+# ... and the decorrelated surrogate that chapter 05 saves.
+_build/executed/$(PROFILE)/07-inversion.ipynb: _build/executed/$(PROFILE)/05-prior-artifacts.ipynb
 _build/executed/$(PROFILE)/08-real-earth.ipynb: _build/executed/$(PROFILE)/03-surrogate-training.ipynb
 
 # Parameter sweeps (tools/sweep.py): one summary table per sweep and profile.

@@ -434,17 +434,36 @@ class InversionChapterConfig(_ChapterConfig):
     n_targets : int
         Targets of the Figure 2 experiment (the paper's four).
     noise_sigma : float
-        Standard deviation of the data noise, km/s, every wave and period.
-    damping, smoothing : float
-        Regularisation weights (see :func:`kernels.inversion.invert`).
+        Standard deviation of the independent data noise, km/s.
+    noise_fraction, noise_correlation_length : float
+        The realistic noise: a standard deviation of ``noise_fraction`` x c,
+        correlated across periods with a length in ln period
+        (:meth:`kernels.inversion.NoiseModel.relative`).
+    n_prior_models : int
+        Training models to which the inversion's Gaussian prior is fitted.
     max_iter : int
         Levenberg-Marquardt iterations at most.
     adam_steps : int
         Adam steps (the paper's optimiser: 1000).
     n_calibration, n_calibration_physics : int
-        Noisy targets for the coverage test with the surrogate and with the physics.
+        Noisy targets for the coverage test of the Laplace bands with the
+        surrogate and with the physics.
+    posterior_tops : tuple of float
+        Layer tops (km) of the layered model whose posteriors are sampled; the
+        last continues as the half-space.
+    n_residual_models : int
+        Draws of the layered prior on which the surrogate's error covariance is
+        estimated.
+    n_posterior_targets : int
+        Targets whose posteriors are sampled with both forward models.
+    n_walkers, n_steps, n_burn : int
+        emcee settings of every sampled posterior.
+    n_sbc, n_sbc_physics : int
+        Calibration targets drawn from the layered prior: all get Laplace bands
+        and a sampled surrogate posterior, the first ``n_sbc_physics`` also a
+        sampled physics posterior.
     n_jobs : int
-        Processes (data generation).
+        Processes (data generation, parallel posterior runs).
     """
 
     profile: str = "default"
@@ -452,27 +471,50 @@ class InversionChapterConfig(_ChapterConfig):
     seed: int = 2026
     n_targets: int = 4
     noise_sigma: float = 0.01
-    damping: float = 1.0
-    smoothing: float = 10.0
+    noise_fraction: float = 0.01
+    noise_correlation_length: float = 0.1
+    n_prior_models: int = 2000
     max_iter: int = 40
     adam_steps: int = 1000
     n_calibration: int = 30
     n_calibration_physics: int = 6
+    posterior_tops: tuple = (0.0, 2.0, 5.0, 10.0, 17.0, 25.0, 35.0, 50.0, 70.0, 95.0, 127.5)
+    n_residual_models: int = 500
+    n_posterior_targets: int = 3
+    n_walkers: int = 24
+    n_steps: int = 2500
+    n_burn: int = 500
+    n_sbc: int = 40
+    n_sbc_physics: int = 6
     n_jobs: int = 2
 
     def __post_init__(self):
-        for name in ("n_data", "n_targets", "max_iter", "adam_steps", "n_calibration"):
+        object.__setattr__(self, "posterior_tops", tuple(float(t) for t in self.posterior_tops))
+        for name in ("n_data", "n_targets", "max_iter", "adam_steps", "n_calibration",
+                     "n_prior_models", "n_residual_models", "n_posterior_targets",
+                     "n_steps", "n_sbc"):
             _check_positive_int(name, getattr(self, name))
-        _check_positive_int("n_calibration_physics", self.n_calibration_physics, minimum=0)
+        for name in ("n_calibration_physics", "n_burn", "n_sbc_physics"):
+            _check_positive_int(name, getattr(self, name), minimum=0)
         _check_positive_int("seed", self.seed, minimum=0)
         _check_jobs(self.n_jobs)
-        if not (math.isfinite(self.noise_sigma) and self.noise_sigma > 0):
-            raise ValueError(f"noise_sigma must be a positive number of km/s, got "
-                             f"{self.noise_sigma!r}.")
-        for name in ("damping", "smoothing"):
+        for name in ("noise_sigma", "noise_fraction"):
             value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value!r}.")
+        if not (math.isfinite(self.noise_correlation_length)
+                and self.noise_correlation_length >= 0):
+            raise ValueError(f"noise_correlation_length must be >= 0 (ln period), got "
+                             f"{self.noise_correlation_length!r}.")
+        if self.n_burn >= self.n_steps:
+            raise ValueError(f"n_burn ({self.n_burn}) must be below n_steps ({self.n_steps}).")
+        k = len(self.posterior_tops)
+        if self.n_walkers < 2 * k:
+            raise ValueError(f"n_walkers ({self.n_walkers}) must be at least twice the "
+                             f"{k} layers of posterior_tops.")
+        if self.n_sbc_physics > self.n_sbc:
+            raise ValueError(f"n_sbc_physics ({self.n_sbc_physics}) cannot exceed n_sbc "
+                             f"({self.n_sbc}).")
         _check_fits_test_split("n_targets + n_calibration", self.n_targets
                                + max(self.n_calibration, self.n_calibration_physics),
                                self.n_data)

@@ -99,8 +99,10 @@ def test_profiles_build_valid_configs(profile):
     dataclasses.replace(surrogate_config, n_data=params["n_data_strong"])  # validates
     params = run_notebook.load_profile(profile, "07-inversion")
     InversionChapterConfig(n_data=params["n_data_strong"], **{name: params[name] for name in (
-        "seed", "n_targets", "noise_sigma", "damping", "smoothing", "max_iter",
-        "adam_steps", "n_calibration", "n_calibration_physics", "n_jobs")}, profile=profile)
+        "seed", "n_targets", "noise_sigma", "noise_fraction", "noise_correlation_length",
+        "max_iter", "adam_steps", "n_calibration", "n_calibration_physics",
+        "n_posterior_targets", "n_walkers", "n_steps", "n_burn", "n_sbc", "n_sbc_physics",
+        "n_jobs")}, profile=profile)
     params = run_notebook.load_profile(profile, "05-prior-artifacts")
     ArtifactsChapterConfig(profile=profile, n_eval_models=params["n_eval_models"],
                            n_data=params["n_data"], n_data_strong=params["n_data_strong"],
@@ -176,8 +178,11 @@ def test_bad_artifacts_config_is_rejected(kwargs, match):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"noise_sigma": 0.0}, r"noise_sigma must be a positive number of km/s, got 0.0"),
-        ({"damping": -1.0}, r"damping must be a finite number >= 0, got -1.0"),
+        ({"noise_sigma": 0.0}, r"noise_sigma must be a positive number, got 0.0"),
+        ({"noise_correlation_length": -1.0}, r"noise_correlation_length must be >= 0"),
+        ({"n_burn": 3000}, r"n_burn \(3000\) must be below n_steps \(2500\)"),
+        ({"n_walkers": 10}, r"n_walkers \(10\) must be at least twice the 11 layers"),
+        ({"n_sbc": 3}, r"n_sbc_physics \(6\) cannot exceed n_sbc \(3\)"),
         ({"n_calibration": 500, "n_data": 2000}, r"n_targets \+ n_calibration \(504\) exceeds"),
         ({"n_calibration_physics": -1}, r"n_calibration_physics must be an integer >= 0"),
     ],
