@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import sys
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -70,36 +69,3 @@ def block_map(func, n_items, out, n_jobs=1, block_size=None, progress=False, des
         return out
     finally:
         bar.close()
-
-
-def _run_item(index):
-    # A forked child must not enter the parent's OpenMP pool (it can hang): torch, if
-    # loaded, runs on one thread in each worker.
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(1)
-    return _SHARED["map_func"](_SHARED["map_items"][index])
-
-
-def fork_map(func, items, n_jobs=1):
-    """``[func(item) for item in items]``, in forked worker processes.
-
-    For a few long, independent tasks (for example one Markov chain run per
-    target): the workers inherit ``func`` and ``items`` by forking, so neither
-    needs to be picklable; only the results travel back. Results keep the
-    order of ``items``.
-    """
-    items = list(items)
-    if n_jobs == -1:
-        n_jobs = os.cpu_count() or 1
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer) or n_jobs < 1:
-        raise ValueError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}.")
-    n_jobs = min(int(n_jobs), max(len(items), 1))
-    if n_jobs == 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return [func(item) for item in items]
-    _SHARED.update(map_func=func, map_items=items)
-    try:
-        with multiprocessing.get_context("fork").Pool(n_jobs) as pool:
-            return pool.map(_run_item, range(len(items)), chunksize=1)
-    finally:
-        _SHARED.pop("map_func", None)
-        _SHARED.pop("map_items", None)

@@ -39,6 +39,9 @@ simulation-based calibration.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -48,7 +51,6 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from ._parallel import fork_map
 from .config import WAVES
 from .forward import DEFAULT_DC, _roots
 from .inversion import VPVS_MIN
@@ -803,4 +805,41 @@ def sample_targets(truths, physics, surrogate, noise_covariance, surrogate_covar
                              surrogate_covariance, seed + i, physics_sampled=sampled[i],
                              **kwargs)
 
-    return fork_map(one, range(len(truths)), n_jobs=n_jobs)
+    return _fork_map(one, range(len(truths)), n_jobs=n_jobs)
+
+
+#: Task and items inherited by forked workers (see :func:`_fork_map`).
+_FORKED = {}
+
+
+def _run_item(index):
+    # A forked child must not enter the parent's OpenMP pool (it can hang): torch, if
+    # loaded, runs on one thread in each worker.
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+    return _FORKED["map_func"](_FORKED["map_items"][index])
+
+
+def _fork_map(func, items, n_jobs=1):
+    """``[func(item) for item in items]``, in forked worker processes.
+
+    For a few long, independent tasks (for example one Markov chain run per
+    target): the workers inherit ``func`` and ``items`` by forking, so neither
+    needs to be picklable; only the results travel back. Results keep the
+    order of ``items``.
+    """
+    items = list(items)
+    if n_jobs == -1:
+        n_jobs = os.cpu_count() or 1
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer) or n_jobs < 1:
+        raise ValueError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}.")
+    n_jobs = min(int(n_jobs), max(len(items), 1))
+    if n_jobs == 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [func(item) for item in items]
+    _FORKED.update(map_func=func, map_items=items)
+    try:
+        with multiprocessing.get_context("fork").Pool(n_jobs) as pool:
+            return pool.map(_run_item, range(len(items)), chunksize=1)
+    finally:
+        _FORKED.pop("map_func", None)
+        _FORKED.pop("map_items", None)

@@ -181,7 +181,7 @@ def test_comparison_and_coverage():
 
 def test_fork_map_keeps_order_and_runs_unpicklable_tasks():
     """Independent runs in forked workers return in order, same as a serial loop."""
-    from kernels._parallel import fork_map
+    from kernels.posterior import _fork_map as fork_map
 
     offset = 3
 
