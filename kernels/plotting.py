@@ -17,6 +17,7 @@ __all__ = [
     "use_style",
     "depth_axis",
     "mark_half_space",
+    "HALF_SPACE_TOP",
     "plot_profiles",
     "plot_depth_band",
     "plot_curve_band",
@@ -61,11 +62,22 @@ def use_style():
     })
 
 
-def depth_axis(ax, max_depth=None):
-    """Label ``ax``'s y axis as depth in km, increasing downward; return ``ax``."""
+#: Top of the half-space on the paper's grid, km: the last of its 256 nodes.
+HALF_SPACE_TOP = 127.5
+
+
+def depth_axis(ax, max_depth=None, half_space=HALF_SPACE_TOP, label_half_space=True):
+    """Label ``ax``'s y axis as depth in km, increasing downward; return ``ax``.
+
+    The half-space top (``half_space`` km; ``None`` for none) is marked on
+    every depth axis: as a dotted line where the axis reaches it, and as a
+    note where the axis stops above it (:func:`mark_half_space`).
+    """
     ax.set_ylabel("Depth (km)")
     bottom = ax.get_ylim()[1] if max_depth is None else max_depth
     ax.set_ylim(bottom, 0.0)
+    if half_space is not None:
+        mark_half_space(ax, half_space, label=label_half_space)
     return ax
 
 
@@ -73,7 +85,8 @@ def _label(name):
     return _LABELS.get(name, name)
 
 
-def plot_profiles(models, variable="velocity_s", n=5, ax=None, max_depth=None, **kwargs):
+def plot_profiles(models, variable="velocity_s", n=5, ax=None, max_depth=None,
+                  half_space=HALF_SPACE_TOP, **kwargs):
     """Draw the first ``n`` profiles of a model variable against depth.
 
     Parameters
@@ -88,6 +101,8 @@ def plot_profiles(models, variable="velocity_s", n=5, ax=None, max_depth=None, *
         Axes to draw on; a new figure otherwise.
     max_depth : float, optional
         Depth (km) of the bottom of the axis.
+    half_space : float or None
+        Half-space top (km) to mark (:func:`depth_axis`).
     **kwargs
         Passed to :meth:`matplotlib.axes.Axes.step`.
 
@@ -103,7 +118,8 @@ def plot_profiles(models, variable="velocity_s", n=5, ax=None, max_depth=None, *
         # Layers are constant between their tops: draw them as steps.
         ax.step(values, depth, where="post", lw=1.0, **kwargs)
     ax.set_xlabel(_label(variable))
-    return depth_axis(ax, max_depth if max_depth is not None else depth[-1])
+    return depth_axis(ax, max_depth if max_depth is not None else depth[-1],
+                      half_space=half_space)
 
 
 def _variable(models, variable):
@@ -116,7 +132,8 @@ def _variable(models, variable):
 
 
 def plot_depth_band(models, variable="velocity_s", ax=None, color=None, label=None,
-                    quantiles=(0.05, 0.95), max_depth=None, linestyle="-"):
+                    quantiles=(0.05, 0.95), max_depth=None, linestyle="-",
+                    half_space=HALF_SPACE_TOP):
     """Median (solid), mean (dotted) and a quantile band of a variable against depth.
 
     Parameters
@@ -135,6 +152,8 @@ def plot_depth_band(models, variable="velocity_s", ax=None, color=None, label=No
         Depth (km) of the bottom of the axis.
     linestyle : str
         Style of the median line.
+    half_space : float or None
+        Half-space top (km) to mark (:func:`depth_axis`).
 
     Returns
     -------
@@ -149,7 +168,8 @@ def plot_depth_band(models, variable="velocity_s", ax=None, color=None, label=No
     # The mean, thin and dotted: it departs from the median where the prior is skewed.
     ax.plot(da.mean("sample").values, depth, color=color, lw=0.8, ls=":")
     ax.set_xlabel(_label(variable))
-    return depth_axis(ax, max_depth if max_depth is not None else depth[-1])
+    return depth_axis(ax, max_depth if max_depth is not None else depth[-1],
+                      half_space=half_space)
 
 
 def plot_curve_band(curves, ax=None, color=None, label=None, quantiles=(0.05, 0.95),
@@ -170,6 +190,8 @@ def plot_curve_band(curves, ax=None, color=None, label=None, quantiles=(0.05, 0.
         Number of individual curves drawn thinly on top.
     linestyle : str
         Style of the median line.
+    half_space : float or None
+        Half-space top (km) to mark (:func:`depth_axis`).
 
     Returns
     -------

@@ -26,3 +26,24 @@ def test_curve_band_labels_period_and_velocity():
     ax = plotting.plot_curve_band(dispersion(models, paper_periods()))
     assert ax.get_xlabel() == "Period (s)"
     assert "km/s" in ax.get_ylabel()
+
+
+def test_every_depth_axis_marks_the_half_space():
+    """A line at 127.5 km where the axis reaches it, a note where it stops above; opt-out."""
+    import matplotlib.pyplot as plt
+
+    def half_space_lines(ax):
+        return [line for line in ax.get_lines() if list(line.get_ydata()) == [127.5, 127.5]]
+
+    _, (deep, shallow, none) = plt.subplots(1, 3)
+    plotting.depth_axis(deep, 130)
+    plotting.depth_axis(shallow, 110)
+    plotting.depth_axis(none, 130, half_space=None)
+    assert len(half_space_lines(deep)) == 1
+    assert not half_space_lines(shallow)
+    assert any("below this axis" in text.get_text() for text in shallow.texts)
+    assert not half_space_lines(none) and not none.texts
+    models = priors.sample("weak", 2, seed=0)
+    ax = plotting.plot_kernel_image(models.velocity_s.rename(sample="period")
+                                    .assign_coords(period=[2.0, 3.0]), max_depth=130)
+    assert len(half_space_lines(ax)) == 1
