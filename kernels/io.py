@@ -235,6 +235,7 @@ STAGE_MODULES = {
                   "gradients"),
     "earth": ("config:Grid", "forward", "sensitivity", "_secular", "_parallel", "earth",
               "metrics"),
+    "sobolev": ("surrogate", "sobolev"),
 }
 
 

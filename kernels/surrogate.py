@@ -365,7 +365,7 @@ class Surrogate:
             return cls(depth.size, periods.size, depth, periods, **self.architecture_options)
         return cls(depth.size, periods.size, depth, **self.architecture_options)
 
-    def fit(self, train, validation):
+    def fit(self, train, validation, extra_loss=None):
         """Train on ``train`` with early stopping on ``validation``; return self.
 
         Parameters
@@ -374,6 +374,10 @@ class Surrogate:
             Models (``velocity_p``, ``velocity_s``, ``density`` on ``sample,
             depth``) and targets ``phase_velocity`` (``sample, wave, period``),
             e.g. from :func:`kernels.data.load_split`.
+        extra_loss : callable, optional
+            ``extra_loss(network) -> tensor``, added to each step's loss (for
+            example the derivative term of :mod:`kernels.sobolev`); its mean per
+            epoch is recorded in ``history_`` as ``extra_loss``.
         """
         if self.threads:
             torch.set_num_threads(self.threads)
@@ -400,25 +404,33 @@ class Surrogate:
             network.train()
             order = torch.randperm(len(x_train), generator=generator).to(self.device)
             total = torch.zeros((), dtype=torch.float64, device=self.device)
+            extra_total = torch.zeros((), dtype=torch.float64, device=self.device)
             for batch in order.split(self.batch_size):
                 x, y = x_train[batch], y_train[batch].flatten(1)
                 # MSE on standardised outputs: every period and wave counts alike.
                 target = network.outputs(network.target_space(y))
                 with autocast:
                     raw = network.raw(x)
-                loss = ((raw.float() - target) ** 2).mean()
+                value = ((raw.float() - target) ** 2).mean()
+                loss = value
+                if extra_loss is not None:
+                    extra = extra_loss(network)
+                    extra_total += extra.detach() * len(batch)
+                    loss = value + extra
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(network.parameters(), self.clip)
                 optimiser.step()
                 schedule.step()
-                total += loss.detach() * len(batch)  # no host sync per step
+                total += value.detach() * len(batch)  # no host sync per step
             rmse = self._rmse(network, x_val, y_val)
-            self.history_.append({"epoch": epoch, "train_loss": float(total) / len(x_train),
-                                  "val_rmse_rayleigh": float(rmse[0]),
-                                  "val_rmse_love": float(rmse[1]),
-                                  "learning_rate": schedule.get_last_lr()[0],
-                                  "time_s": time.perf_counter() - start})
+            row = {"epoch": epoch, "train_loss": float(total) / len(x_train),
+                   "val_rmse_rayleigh": float(rmse[0]), "val_rmse_love": float(rmse[1]),
+                   "learning_rate": schedule.get_last_lr()[0],
+                   "time_s": time.perf_counter() - start}
+            if extra_loss is not None:
+                row["extra_loss"] = float(extra_total) / len(x_train)
+            self.history_.append(row)
             score = float(rmse.mean())
             bar.set_postfix(val_rmse=f"{score:.4f} km/s")
             if score < best:
