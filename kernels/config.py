@@ -27,6 +27,7 @@ __all__ = [
     "SurrogateChapterConfig",
     "EmergenceChapterConfig",
     "ArtifactsChapterConfig",
+    "DerivativeChapterConfig",
     "InversionChapterConfig",
     "RealEarthChapterConfig",
     "paper_periods",
@@ -418,6 +419,81 @@ class ArtifactsChapterConfig(_ChapterConfig):
         if not self.n_components or min(self.n_components) < 1:
             raise ValueError(f"n_components must be positive integers, got {self.n_components}.")
         _check_fits_test_split("n_eval_models", self.n_eval_models, self.n_data)
+
+
+@dataclass(frozen=True)
+class DerivativeChapterConfig(_ChapterConfig):
+    """Settings of the chapter "Surrogates trained on derivatives".
+
+    Parameters
+    ----------
+    profile : str
+        Name of the parameter profile (for provenance).
+    n_data : int
+        Models of the weak-prior data set of the budget sweep (one size for
+        every budget).
+    kernel_budgets : tuple of float
+        Shares of its training models given exact kernels, from 0 (data only)
+        to 1 (all).
+    weights : tuple of float
+        Derivative-term weights tried at ``weight_budget`` on validation models;
+        the best is used for every budget.
+    weight_budget : float
+        The budget of that choice (one of ``kernel_budgets``).
+    n_weight_models : int
+        Validation models with exact kernels on which the weight is chosen.
+    strong_budget : float
+        Kernel budget of the strong prior's derivative-informed surrogate.
+    data_only_sizes : tuple of int
+        Larger weak-prior data sets (no kernels) for the cost comparison.
+    n_eval_models : int
+        Held-out test models on which every surrogate is scored.
+    seed : int
+        Base seed of the data sets and of the training.
+    n_jobs : int
+        Processes for data and kernels.
+    """
+
+    profile: str = "default"
+    n_data: int = 5000
+    kernel_budgets: tuple = (0.0, 0.01, 0.05, 0.2, 1.0)
+    weights: tuple = (0.1, 1.0, 10.0)
+    weight_budget: float = 0.2
+    n_weight_models: int = 50
+    strong_budget: float = 0.05
+    data_only_sizes: tuple = (10000, 20000)
+    n_eval_models: int = 200
+    seed: int = 2026
+    n_jobs: int = 2
+
+    def __post_init__(self):
+        for name in ("kernel_budgets", "weights"):
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+        object.__setattr__(self, "data_only_sizes", tuple(int(v) for v in
+                                                          self.data_only_sizes))
+        for name in ("n_data", "n_weight_models", "n_eval_models"):
+            _check_positive_int(name, getattr(self, name))
+        _check_positive_int("seed", self.seed, minimum=0)
+        _check_jobs(self.n_jobs)
+        shares = (*self.kernel_budgets, self.weight_budget, self.strong_budget)
+        if not self.kernel_budgets or any(not 0.0 <= b <= 1.0 for b in shares):
+            raise ValueError(f"kernel budgets are shares of the training models in [0, 1], "
+                             f"got {self.kernel_budgets}, weight_budget {self.weight_budget} "
+                             f"and strong_budget {self.strong_budget}.")
+        if self.weight_budget not in self.kernel_budgets or self.weight_budget == 0:
+            raise ValueError(f"weight_budget ({self.weight_budget}) must be one of the nonzero "
+                             f"kernel_budgets {self.kernel_budgets}.")
+        if not self.weights or any(not (math.isfinite(w) and w > 0) for w in self.weights):
+            raise ValueError(f"weights must be positive numbers, got {self.weights}.")
+        if any(size <= self.n_data for size in self.data_only_sizes):
+            raise ValueError(f"data_only_sizes {self.data_only_sizes} must exceed n_data "
+                             f"({self.n_data}): they are the larger data-only sets.")
+        _check_fits_test_split("n_eval_models", self.n_eval_models, self.n_data)
+        _check_fits_test_split("n_weight_models", self.n_weight_models, self.n_data)
+
+    def budget_models(self, n_train):
+        """Kernel models per budget for a training split of ``n_train`` models."""
+        return {budget: int(round(budget * n_train)) for budget in self.kernel_budgets}
 
 
 @dataclass(frozen=True)

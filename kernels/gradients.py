@@ -59,7 +59,7 @@ __all__ = ["FORMS", "paired_display_forms", "surrogate_log_gradient", "theory_lo
            "prior_directions", "bump_directions", "directional_derivative",
            "physics_directional_derivative", "directional_error", "cached_theory",
            "cached_prior_median", "cached_directional_reference", "emergence_scores",
-           "solver_noise_floor"]
+           "solver_noise_floor", "surrogate_scores"]
 
 #: Pairings of learned and theoretical kernels.
 FORMS = ("matched", "authors")
@@ -611,6 +611,54 @@ def emergence_scores(kernel, theory, velocity_s, usable=None):
     return xr.Dataset({"cosine": cosine_similarity(*pair),
                        "raw_error": raw_kernel_error(kernel, theory),
                        "raw_error_110": raw_kernel_error(kernel, theory, max_depth=110.0)})
+
+
+def surrogate_scores(surrogate, test, theory, direction, response, step=0.1, usable=None):
+    """Every per-cell score of one surrogate on test models, against the physics.
+
+    Parameters
+    ----------
+    surrogate : kernels.surrogate.Surrogate
+    test : xarray.Dataset
+        Test models with their curves (``phase_velocity``).
+    theory : xarray.Dataset
+        :func:`cached_theory` of the test models with ``parameters`` Vp, Vs and
+        density.
+    direction, response : xarray.DataArray
+        Prior-drawn Vs perturbations and the physics' central difference along
+        them (:func:`cached_directional_reference`).
+    step : float
+        The central difference's step (relative to the direction) behind
+        ``response``: it sets the noise floor.
+    usable : xarray.DataArray of bool, optional
+        Cells compared (default: where the physics has a kernel).
+
+    Returns
+    -------
+    xarray.Dataset
+        On ``(sample, wave, period)``: ``curve_error`` (km/s, surrogate minus
+        the physics' curve), :func:`emergence_scores` (``cosine``,
+        ``raw_error``, ``raw_error_110``), ``directional_error`` (relative
+        error of J dm, cells below :func:`solver_noise_floor` left out) and
+        ``vp_cosine``, ``density_cosine`` (display-form cosines of the
+        log-coordinate Vp and density kernels; Vp only for Rayleigh waves,
+        which feel it).
+    """
+    usable = ~theory.failed if usable is None else usable
+    exact = theory.dc_dvelocity_s.reset_coords(drop=True).where(usable)
+    learned = surrogate_log_gradient(surrogate, test)
+    dc_dvs = learned.sel(channel="velocity_s", drop=True) / test.velocity_s
+    scores = emergence_scores(dc_dvs, exact, test.velocity_s, usable)
+    floor = solver_noise_floor(theory.phase_velocity, step).where(usable)
+    scores["directional_error"] = directional_error(
+        directional_derivative(dc_dvs.where(usable), direction), response, floor=floor)
+    reference = theory_log_gradient(theory, test)
+    for channel, name in (("velocity_p", "vp_cosine"), ("density", "density_cosine")):
+        cosine = channel_agreement(learned, reference, channel).cosine.where(usable)
+        scores[name] = cosine.where(cosine.wave == "rayleigh") if channel == "velocity_p" \
+            else cosine
+    scores["curve_error"] = (surrogate.predict(test) - test.phase_velocity).where(usable)
+    return scores.reset_coords(drop=True)
 
 
 def solver_noise_floor(phase_velocity, step):

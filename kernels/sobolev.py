@@ -40,7 +40,10 @@ The loss (:class:`DerivativeTerm`)
     *relative* error of directional derivatives. Its expectation over the
     directions is the full-Jacobian loss
     :math:`\langle (J_p - G_p)\,C\,(J_p - G_p)^T / s^2 \rangle`
-    (:meth:`DerivativeTerm.expected`), so the estimate is unbiased. The total
+    (:meth:`DerivativeTerm.expected`), so the estimate is unbiased. A parameter an
+    output barely feels (Vp for Love waves: not at all) has its scale raised to a
+    tenth of that output's largest (:data:`RESPONSE_FLOOR`), so that its error is
+    measured, not divided by zero. The total
     loss is the value loss (MSE on standardised curves) plus ``weight`` times
     :math:`L_d`.
 
@@ -73,7 +76,12 @@ from .io import code_hash, config_hash, provenance
 from .surrogate import INPUTS, Surrogate, load
 
 __all__ = ["KERNEL_VARIABLES", "DerivativeSettings", "generate_kernels", "open_kernels",
-           "kernels_cached", "direction_factor", "DerivativeTerm", "train_sobolev"]
+           "kernels_cached", "direction_factor", "DerivativeTerm", "train_sobolev",
+           "choose_weight"]
+
+#: Smallest normalising scale of a parameter's derivative term, as a share of the
+#: largest parameter's physical response at the same wave and period.
+RESPONSE_FLOOR = 0.1
 
 #: The kernel variables stored, in the surrogates' input order (Vp, Vs, density).
 KERNEL_VARIABLES = tuple(f"dc_d{name}" for name in INPUTS)
@@ -361,7 +369,11 @@ class DerivativeTerm:
                                 self.log_kernels)
         counts = self.valid.sum(dim=0).clamp_min(1)
         scale = torch.sqrt((response * self.valid).sum(dim=0) / counts)
-        self.scale_ = scale.clamp_min(1e-12 + 1e-6 * float(scale.max()))
+        # A parameter an output barely feels (Love waves do not feel Vp at all) would get a
+        # near-zero scale and an unbounded relative error: its error is measured instead
+        # against a tenth of the output's largest response (RESPONSE_FLOOR).
+        largest = scale.max(dim=0, keepdim=True).values
+        self.scale_ = torch.maximum(scale, RESPONSE_FLOOR * largest).clamp_min(1e-12)
         self.generator = torch.Generator().manual_seed(int(seed))
 
     @property
@@ -487,3 +499,42 @@ def train_sobolev(store, training, cache_dir, n_kernel_models, settings, n_jobs=
         model.fit(train, validation, extra_loss=term)
         model.save(path, **metadata)
     return load(path, depth=train.depth.values, periods=train.period.values)
+
+
+def choose_weight(table, rmse_tolerance=0.1):
+    """The derivative weight to use, chosen on validation models.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per trained surrogate: ``weight`` (0 for the data-only one),
+        ``directional_error`` (median relative error of J dm) and ``rmse``
+        (curve RMSE, km/s), all on validation models.
+    rmse_tolerance : float
+        A weight qualifies if its curve RMSE is at most ``1 + rmse_tolerance``
+        times the data-only one's.
+
+    Returns
+    -------
+    float
+        The qualifying weight with the lowest directional error; the data-only
+        row (weight 0) must be present. If none qualifies, the weight with the
+        lowest RMSE (and the caller should say so).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"weight": [0.0, 0.1, 1.0, 10.0],
+    ...                       "directional_error": [0.12, 0.06, 0.03, 0.02],
+    ...                       "rmse": [0.010, 0.010, 0.0105, 0.013]})
+    >>> choose_weight(table)
+    1.0
+    """
+    if not (table["weight"] == 0).any():
+        raise ValueError("the table needs the data-only surrogate (weight 0) as reference.")
+    reference = float(table.loc[table["weight"] == 0, "rmse"].iloc[0])
+    candidates = table[table["weight"] > 0]
+    qualifying = candidates[candidates["rmse"] <= (1 + rmse_tolerance) * reference]
+    if qualifying.empty:
+        return float(candidates.loc[candidates["rmse"].idxmin(), "weight"])
+    return float(qualifying.loc[qualifying["directional_error"].idxmin(), "weight"])

@@ -12,6 +12,7 @@ from kernels.config import (
     PAPER_PERIODS,
     ArtifactsChapterConfig,
     DataChapterConfig,
+    DerivativeChapterConfig,
     EmergenceChapterConfig,
     Grid,
     InversionChapterConfig,
@@ -94,15 +95,25 @@ def test_profiles_build_valid_configs(profile):
                                              else "basis-mlp")
     # chapters 3, 5 and 7 share the strong prior's data set (and its cached surrogate)
     strong_sizes = {stem: run_notebook.load_profile(profile, stem)["n_data_strong"]
-                    for stem in ("03-surrogate-training", "05-prior-artifacts", "07-inversion")}
+                    for stem in ("03-surrogate-training", "05-prior-artifacts", "08-inversion")}
     assert len(set(strong_sizes.values())) == 1, strong_sizes
     dataclasses.replace(surrogate_config, n_data=params["n_data_strong"])  # validates
-    params = run_notebook.load_profile(profile, "07-inversion")
+    params = run_notebook.load_profile(profile, "08-inversion")
     InversionChapterConfig(n_data=params["n_data_strong"], **{name: params[name] for name in (
         "seed", "n_targets", "noise_sigma", "noise_fraction", "noise_correlation_length",
         "max_iter", "adam_steps", "n_calibration", "n_calibration_physics",
         "n_posterior_targets", "n_walkers", "n_steps", "n_burn", "n_sbc", "n_sbc_physics",
         "n_jobs")}, profile=profile)
+    params = run_notebook.load_profile(profile, "06-derivative-training")
+    DerivativeChapterConfig(profile=profile, n_data=params["n_data_derivative"],
+                            kernel_budgets=params["kernel_budgets"],
+                            weights=params["derivative_weights"],
+                            weight_budget=params["weight_budget"],
+                            n_weight_models=params["n_weight_models"],
+                            strong_budget=params["strong_budget"],
+                            data_only_sizes=params["data_only_sizes"],
+                            n_eval_models=params["n_eval_models"], seed=params["seed"],
+                            n_jobs=params["n_jobs"])
     params = run_notebook.load_profile(profile, "05-prior-artifacts")
     ArtifactsChapterConfig(profile=profile, n_eval_models=params["n_eval_models"],
                            n_data=params["n_data"], n_data_strong=params["n_data_strong"],
@@ -111,7 +122,7 @@ def test_profiles_build_valid_configs(profile):
     EmergenceChapterConfig(profile=profile, n_eval_models=params["n_eval_models"],
                            n_data=params["n_data"], seed=params["seed"],
                            n_jobs=params["n_jobs"], n_seeds=params["n_seeds"])
-    params = run_notebook.load_profile(profile, "08-real-earth")
+    params = run_notebook.load_profile(profile, "09-real-earth")
     RealEarthChapterConfig(profile=profile, **{name: params[name] for name in (
         "n_continental", "n_oceanic", "n_data", "n_data_strong", "seed", "n_jobs")})
     text = yaml.safe_load((ROOT / "book" / "params" / f"{profile}.yml").read_text())
@@ -190,3 +201,18 @@ def test_bad_artifacts_config_is_rejected(kwargs, match):
 def test_bad_inversion_config_is_rejected(kwargs, match):
     with pytest.raises(ValueError, match=match):
         InversionChapterConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"kernel_budgets": (0.0, 1.5)}, r"kernel budgets are shares of the training models"),
+        ({"weight_budget": 0.3}, r"weight_budget \(0.3\) must be one of the nonzero"),
+        ({"weights": (0.0,)}, r"weights must be positive numbers"),
+        ({"data_only_sizes": (4000,)}, r"data_only_sizes \(4000,\) must exceed n_data"),
+        ({"n_eval_models": 900}, r"n_eval_models \(900\) exceeds the test split"),
+    ],
+)
+def test_bad_derivative_config_is_rejected(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DerivativeChapterConfig(**kwargs)

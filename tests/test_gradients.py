@@ -182,3 +182,33 @@ def test_physics_directional_derivative_pairs_directions_by_label(models):
     xr.testing.assert_allclose(aligned, shuffled.sel(sample=aligned.sample))
     with pytest.raises(ValueError, match="one perturbation per model"):
         gradients.physics_directional_derivative(models, bumps.isel(sample=[0, 1]), periods)
+
+
+class ExactSurrogate:
+    """A 'surrogate' that returns the physics: exact curves and exact kernels."""
+
+    def __init__(self, theory):
+        self.theory = theory
+
+    def predict(self, models):
+        return self.theory.phase_velocity
+
+    def jacobian(self, models, parameter="velocity_s"):
+        return self.theory[f"dc_d{parameter}"]
+
+
+def test_surrogate_scores_of_the_physics_are_perfect(models, exact):
+    """The physics scored as a surrogate: cosines 1, no raw or curve error, J dm right."""
+    others = priors.sample("weak", 5, seed=23, grid=GRID).assign_coords(
+        sample=models.sample.values)
+    direction = gradients.prior_directions(models, others, rms=0.01)
+    response = gradients.physics_directional_derivative(models, direction, PERIODS, step=0.1)
+    test = models.assign(phase_velocity=exact.phase_velocity)
+    scores = gradients.surrogate_scores(ExactSurrogate(exact), test, exact, direction, response)
+    assert set(scores) >= {"cosine", "raw_error", "directional_error", "vp_cosine",
+                           "density_cosine", "curve_error"}
+    assert_allclose(scores.cosine.median(), 1.0, atol=1e-9)
+    assert float(scores.raw_error.max()) < 1e-9 and float(abs(scores.curve_error).max()) == 0
+    assert float(scores.directional_error.max()) < 0.02  # the disba noise bound above
+    assert bool(scores.vp_cosine.sel(wave="love").isnull().all())
+    assert_allclose(scores.vp_cosine.sel(wave="rayleigh").median(), 1.0, atol=1e-9)

@@ -188,3 +188,17 @@ def test_kernel_store_refuses_other_settings(store, tmp_path):
     assert config["store"] == store.attrs["config"] and config["chunk_size"] == 2
     with pytest.raises(ValueError, match=r"n_models \(500\) exceeds the"):
         sobolev.generate_kernels(path, store, 500, chunk_size=2, progress=False)
+
+
+def test_a_parameter_an_output_does_not_feel_is_measured_against_the_others():
+    """Love waves do not feel Vp: its scale is a tenth of the output's largest, not zero."""
+    x, a = _toy(seed=5)
+    kernels = np.array(np.broadcast_to(a.transpose(1, 0, 2),
+                                       (x.shape[0], *a.transpose(1, 0, 2).shape)))
+    kernels[:, 0, 3:] = 0.0  # Vp does not move the last three outputs
+    term = sobolev.DerivativeTerm(x, kernels, np.arange(12.0), sobolev.DerivativeSettings())
+    largest = term.scale_[:, 3:].max(dim=0).values
+    assert_allclose(term.scale_[0, 3:].numpy(), sobolev.RESPONSE_FLOOR * largest.numpy(),
+                    rtol=1e-6)
+    assert bool(torch.all(term.scale_[1:, :3] > sobolev.RESPONSE_FLOOR * term.scale_[:, :3]
+                          .max(dim=0).values))
