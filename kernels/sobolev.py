@@ -397,17 +397,19 @@ class DerivativeTerm:
         x = self.inputs[index]
         g = self.log_kernels[index]
         n, k = epsilon.shape[:2]
+        m = len(INPUTS)
         exact = torch.einsum("npoz,nkpz->nkpo", g, epsilon)
-        learned = []
+        # One tangent per (model, direction, parameter), the other parameters held: all in
+        # one batched forward-mode product.
+        u = torch.zeros((n, k, m, m, x.shape[-1]))
+        index = torch.arange(m)
+        u[:, :, index, index] = x[:, None] * epsilon
+        x_rep = x[:, None, None].expand(n, k, m, m, x.shape[-1])
         # PyTorch's fused attention has no forward-mode derivative; the plain one does.
         with sdpa_kernel(SDPBackend.MATH):
-            for p in range(len(INPUTS)):
-                u = torch.zeros((n, k) + x.shape[1:])
-                u[:, :, p] = x[:, None, p] * epsilon[:, :, p]
-                x_rep = x[:, None].expand(n, k, *x.shape[1:]).reshape(n * k, *x.shape[1:])
-                _, jvp = torch.func.jvp(network, (x_rep,), (u.reshape(n * k, *x.shape[1:]),))
-                learned.append(jvp.reshape(n, k, -1))
-        learned = torch.stack(learned, dim=2)
+            _, jvp = torch.func.jvp(network, (x_rep.reshape(-1, m, x.shape[-1]),),
+                                    (u.reshape(-1, m, x.shape[-1]),))
+        learned = jvp.reshape(n, k, m, -1)
         return (learned - exact) / self.scale_
 
     def __call__(self, network, step=None):
