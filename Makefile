@@ -48,10 +48,13 @@ _build/executed/$(PROFILE)/%.ipynb: book/%.md book/params/$(PROFILE).yml $(PACKA
 # Later chapters read the surrogates that chapter 03 saves (or its cached data and models).
 _build/executed/$(PROFILE)/04-kernel-emergence.ipynb: _build/executed/$(PROFILE)/03-surrogate-training.ipynb
 _build/executed/$(PROFILE)/05-prior-artifacts.ipynb: _build/executed/$(PROFILE)/03-surrogate-training.ipynb
-_build/executed/$(PROFILE)/07-inversion.ipynb: _build/executed/$(PROFILE)/03-surrogate-training.ipynb
-# ... and the decorrelated surrogate that chapter 05 saves.
-_build/executed/$(PROFILE)/07-inversion.ipynb: _build/executed/$(PROFILE)/05-prior-artifacts.ipynb
-_build/executed/$(PROFILE)/08-real-earth.ipynb: _build/executed/$(PROFILE)/03-surrogate-training.ipynb
+_build/executed/$(PROFILE)/06-derivative-training.ipynb: _build/executed/$(PROFILE)/03-surrogate-training.ipynb
+_build/executed/$(PROFILE)/06-derivative-training.ipynb: _build/executed/$(PROFILE)/05-prior-artifacts.ipynb
+_build/executed/$(PROFILE)/08-inversion.ipynb: _build/executed/$(PROFILE)/03-surrogate-training.ipynb
+# ... the decorrelated surrogate that chapter 05 saves and the derivative-informed one of 06.
+_build/executed/$(PROFILE)/08-inversion.ipynb: _build/executed/$(PROFILE)/05-prior-artifacts.ipynb
+_build/executed/$(PROFILE)/08-inversion.ipynb: _build/executed/$(PROFILE)/06-derivative-training.ipynb
+_build/executed/$(PROFILE)/09-real-earth.ipynb: _build/executed/$(PROFILE)/03-surrogate-training.ipynb
 
 # Parameter sweeps (tools/sweep.py): one summary table per sweep and profile.
 SWEEPS := training-size width
@@ -62,7 +65,7 @@ _build/sweeps/$(PROFILE)/%/summary.csv: book/sweeps/emergence-point.md book/swee
 
 sweep: $(SWEEP_TABLES)  ## run the parameter sweeps of PROFILE (papermill, resumable)
 
-_build/executed/$(PROFILE)/06-sweeps.ipynb: $(SWEEP_TABLES)
+_build/executed/$(PROFILE)/07-sweeps.ipynb: $(SWEEP_TABLES)
 
 # The back-matter pages read what every chapter wrote.
 CHAPTERS := $(filter-out %/90-summary.ipynb %/91-reproducing.ipynb,$(EXECUTED))

@@ -455,9 +455,9 @@ class DerivativeChapterConfig(_ChapterConfig):
     """
 
     profile: str = "default"
-    n_data: int = 5000
+    n_data: int = 4000
     kernel_budgets: tuple = (0.0, 0.01, 0.05, 0.2, 1.0)
-    weights: tuple = (0.1, 1.0, 10.0)
+    weights: tuple = (0.3, 1.0, 3.0)
     weight_budget: float = 0.2
     n_weight_models: int = 50
     strong_budget: float = 0.05
