@@ -202,3 +202,24 @@ def test_a_parameter_an_output_does_not_feel_is_measured_against_the_others():
                     rtol=1e-6)
     assert bool(torch.all(term.scale_[1:, :3] > sobolev.RESPONSE_FLOOR * term.scale_[:, :3]
                           .max(dim=0).values))
+
+
+def test_the_term_trains_the_transformer_too():
+    """Forward-mode products run through the paper's Transformer (plain attention) and backprop."""
+    from kernels.surrogate import DispersionTransformer
+
+    x, a = _toy(n_depth=12, n_period=3)
+    kernels = np.broadcast_to(a.transpose(1, 0, 2), (x.shape[0], *a.transpose(1, 0, 2).shape))
+    torch.manual_seed(0)
+    network = DispersionTransformer(12, 3, np.arange(12.0), np.array([3.0, 6.0, 9.0]),
+                                    d_model=16, heads=2, encoder_layers=1, decoder_layers=1,
+                                    feedforward=32, dropout=0.1)
+    term = sobolev.DerivativeTerm(x, kernels, np.arange(12.0), sobolev.DerivativeSettings(),
+                                  seed=0)
+    loss = term(network)
+    loss.backward()
+    grads = [p.grad for p in network.parameters() if p.grad is not None]
+    assert torch.isfinite(loss) and grads and all(torch.isfinite(g).all() for g in grads)
+    # The same term against the expectation it estimates (eval mode: no dropout).
+    network.eval()
+    assert torch.isfinite(term.expected(network))

@@ -48,7 +48,9 @@ def main(argv=None):
     parser.add_argument("notebook", type=Path, help="MyST (.md) notebook twin")
     parser.add_argument("--profile", default="default")
     parser.add_argument("--output", type=Path, required=True)
-    parser.add_argument("--timeout", type=int, default=3600, help="per-cell timeout (s)")
+    # A cell may generate a whole data store: the default profile's 70,000 strong-prior
+    # models took over an hour on two cores shared with other work.
+    parser.add_argument("--timeout", type=int, default=4 * 3600, help="per-cell timeout (s)")
     parser.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     args = parser.parse_args(argv)
 
