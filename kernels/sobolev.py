@@ -359,14 +359,19 @@ class DerivativeTerm:
             raise ValueError("need at least one model with kernels.")
         self.settings = settings
         self.inputs = inputs
-        # Log-coordinate kernels g_p = p dc/dp; failed periods masked out.
+        # Log-coordinate kernels g_p = p dc/dp (in place: a budget of thousands of models
+        # holds gigabytes); failed periods masked out.
         self.valid = torch.isfinite(kernels).all(dim=3)  # (n, 3, n_outputs)
-        self.log_kernels = torch.nan_to_num(kernels) * inputs[:, :, None, :]
+        self.log_kernels = kernels.nan_to_num_().mul_(inputs[:, :, None, :])
+        del kernels
         factor = direction_factor(depth, settings.correlation_length)
         self.factor = torch.as_tensor(factor, dtype=torch.float32)
-        covariance = self.factor @ self.factor.T
-        response = torch.einsum("npoz,zy,npoy->npo", self.log_kernels, covariance,
-                                self.log_kernels)
+        if settings.correlation_length == 0:  # C = I: g^T C g is a sum of squares
+            response = (self.log_kernels**2).sum(dim=-1)
+        else:
+            covariance = self.factor @ self.factor.T
+            response = torch.einsum("npoz,zy,npoy->npo", self.log_kernels, covariance,
+                                    self.log_kernels)
         counts = self.valid.sum(dim=0).clamp_min(1)
         scale = torch.sqrt((response * self.valid).sum(dim=0) / counts)
         # A parameter an output barely feels (Love waves do not feel Vp at all) would get a
@@ -375,16 +380,29 @@ class DerivativeTerm:
         largest = scale.max(dim=0, keepdim=True).values
         self.scale_ = torch.maximum(scale, RESPONSE_FLOOR * largest).clamp_min(1e-12)
         self.generator = torch.Generator().manual_seed(int(seed))
+        self._device = torch.device("cpu")
 
     @property
     def n_models(self):
         return self.inputs.shape[0]
 
+    def _to(self, device):
+        """Move the term's tensors to the network's device (once)."""
+        device = torch.device(device)
+        if device != self._device:
+            for name in ("inputs", "valid", "log_kernels", "factor", "scale_"):
+                setattr(self, name, getattr(self, name).to(device))
+            self._device = device
+
     def directions(self, n):
-        """``n`` x 3 smooth random fields in ln p: shape (n, n_directions, 3, n_depth)."""
+        """``n`` x 3 random fields in ln p: shape (n, n_directions, 3, n_depth).
+
+        Drawn on the CPU from the term's generator (the same draws on any device),
+        then moved to the term's device.
+        """
         k = self.settings.n_directions
         z = torch.randn((n, k, len(INPUTS), self.factor.shape[0]), generator=self.generator)
-        return z @ self.factor.T
+        return (z @ self.factor.cpu().T).to(self._device)
 
     def residuals(self, network, index, epsilon):
         """Normalised directional-derivative errors (n, n_directions, 3, n_outputs).
@@ -401,23 +419,40 @@ class DerivativeTerm:
         exact = torch.einsum("npoz,nkpz->nkpo", g, epsilon)
         # One tangent per (model, direction, parameter), the other parameters held: all in
         # one batched forward-mode product.
-        u = torch.zeros((n, k, m, m, x.shape[-1]))
+        u = torch.zeros((n, k, m, m, x.shape[-1]), device=x.device)
         index = torch.arange(m)
         u[:, :, index, index] = x[:, None] * epsilon
         x_rep = x[:, None, None].expand(n, k, m, m, x.shape[-1])
-        # PyTorch's fused attention has no forward-mode derivative; the plain one does.
-        with sdpa_kernel(SDPBackend.MATH):
-            _, jvp = torch.func.jvp(network, (x_rep.reshape(-1, m, x.shape[-1]),),
-                                    (u.reshape(-1, m, x.shape[-1]),))
+        # PyTorch's fused attention and its fused evaluation-mode encoder layer have no
+        # forward-mode derivative; the plain implementations do.
+        fastpath = torch.backends.mha.get_fastpath_enabled()
+        torch.backends.mha.set_fastpath_enabled(False)
+        try:
+            with sdpa_kernel(SDPBackend.MATH):
+                _, jvp = torch.func.jvp(network, (x_rep.reshape(-1, m, x.shape[-1]),),
+                                        (u.reshape(-1, m, x.shape[-1]),))
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fastpath)
         learned = jvp.reshape(n, k, m, -1)
         return (learned - exact) / self.scale_
 
     def __call__(self, network, step=None):
-        """``weight`` x the loss on a random batch of models and directions (a tensor)."""
+        """``weight`` x the loss on a random batch of models and directions (a tensor).
+
+        The network's derivative is taken in evaluation mode (no dropout): the term
+        matches the Jacobian the surrogate is used with, and stays an unbiased
+        estimate of :meth:`expected`. Its training mode is restored afterwards.
+        """
+        self._to(next(network.parameters()).device)
         size = min(self.settings.batch_size, self.n_models)
         index = torch.randint(self.n_models, (size,), generator=self.generator)
-        r = self.residuals(network, index, self.directions(size))
-        valid = self.valid[index][:, None].expand_as(r)
+        training = network.training
+        network.eval()
+        try:
+            r = self.residuals(network, index.to(self._device), self.directions(size))
+        finally:
+            network.train(training)
+        valid = self.valid[index.to(self._device)][:, None].expand_as(r)
         return self.settings.weight * (r[valid] ** 2).mean()
 
     def expected(self, network, index=None):
@@ -426,7 +461,9 @@ class DerivativeTerm:
         :math:`\\langle (J_p - G_p) C (J_p - G_p)^T / s^2 \\rangle` with the
         network's Jacobian by reverse mode; for tests and small cases.
         """
+        self._to(next(network.parameters()).device)
         index = torch.arange(self.n_models) if index is None else torch.as_tensor(index)
+        index = index.to(self._device)
         x = self.inputs[index]
         jac = torch.func.vmap(torch.func.jacrev(lambda m: network(m[None])[0].flatten()))(x)
         learned = jac * x[:, None]  # (n, n_outputs, 3, n_depth), log coordinates
@@ -490,10 +527,12 @@ def train_sobolev(store, training, cache_dir, n_kernel_models, settings, n_jobs=
                 raise ValueError("the kernel store's models are not the data store's first "
                                  "training models.")
             values = np.stack([kernels[name].values for name in KERNEL_VARIABLES], axis=1)
+            del kernels  # the term keeps one copy, in place
             term = DerivativeTerm(
                 np.stack([subset[name].values for name in INPUTS], axis=1),
                 values.reshape(values.shape[0], len(INPUTS), -1, values.shape[-1]),
                 train.depth.values, settings, seed=training.seed)
+            del values
         model = Surrogate(training.architecture, training.architecture_options,
                           epochs=training.epochs, batch_size=training.batch_size,
                           learning_rate=training.learning_rate, patience=training.patience,
