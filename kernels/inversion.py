@@ -71,6 +71,7 @@ from .priors import brocher_polynomial, brocher_slope
 from .subspace import INPUTS
 
 __all__ = ["PAPER_CONTROL_DEPTHS", "VPVS_MIN", "Parametrisation", "SmoothnessPrior",
+           "GaussianPrior",
            "NoiseModel", "residual_covariance", "SurrogateForward", "PhysicsForward",
            "InversionResult", "invert", "fisher_information", "marginal_sd",
            "geometry_agreement"]
@@ -353,6 +354,88 @@ class SmoothnessPrior:
         return cls(sd=sd, curvature_sd=kappa)
 
 
+class GaussianPrior:
+    """Gaussian prior on the log-parameters with a full covariance about a reference.
+
+    Where :class:`SmoothnessPrior` states two scales, this prior is the
+    covariance of a set of models themselves, seen through the control points
+    (:meth:`from_models`): its marginal standard deviation at each control point
+    is the models' own, and it keeps their correlations in depth and across
+    channels (a strong prior ties Vp and density to Vs; a prior without those
+    couplings would free directions the models never take).
+
+    Parameters
+    ----------
+    covariance : array_like, shape (n_parameters, n_parameters)
+        Covariance of ``theta`` (ln units squared), symmetric positive definite.
+    shrinkage : float
+        For the record: the weight given to the diagonal when it was estimated.
+    """
+
+    def __init__(self, covariance, shrinkage=0.0):
+        covariance = np.asarray(covariance, dtype=float)
+        if covariance.ndim != 2 or covariance.shape[0] != covariance.shape[1]:
+            raise ValueError(f"covariance must be square, got shape {covariance.shape}.")
+        if not np.allclose(covariance, covariance.T):
+            raise ValueError("covariance must be symmetric.")
+        try:
+            np.linalg.cholesky(covariance)
+        except np.linalg.LinAlgError:
+            raise ValueError("covariance must be positive definite.") from None
+        self.covariance, self.shrinkage = covariance, float(shrinkage)
+
+    @property
+    def sd(self):
+        """Marginal standard deviation of each log-parameter (ln units)."""
+        return np.sqrt(np.diag(self.covariance))
+
+    def hessian(self, parametrisation):
+        """The prior's precision, :math:`H_{reg} = C^{-1}`."""
+        if self.covariance.shape[0] != parametrisation.n_parameters:
+            raise ValueError(f"the prior has {self.covariance.shape[0]} parameters, the "
+                             f"parametrisation {parametrisation.n_parameters}.")
+        return np.linalg.inv(self.covariance)
+
+    @classmethod
+    def from_models(cls, models, parametrisation, shrinkage=None):
+        """The covariance of a set of models' log-parameters at the control points.
+
+        Each model is projected onto the control points
+        (:meth:`Parametrisation.from_grid`); the sample covariance is shrunk towards
+        its diagonal with the intensity of Schafer & Strimmer (2005, target D),
+        estimated from the models unless ``shrinkage`` is given, so that it stays
+        well conditioned with tens of parameters.
+
+        Parameters
+        ----------
+        models : xarray.Dataset
+            Models on ``(sample, depth)`` on the parametrisation's grid.
+        shrinkage : float, optional
+            Weight of the diagonal in [0, 1].
+        """
+        values = np.stack([models[name].transpose("sample", "depth").values for name in INPUTS],
+                          axis=1)
+        theta = np.stack([parametrisation.from_grid(v) for v in values])
+        n = theta.shape[0]
+        if n < 3:
+            raise ValueError(f"need at least 3 models for a covariance, got {n}.")
+        x = theta - theta.mean(axis=0)
+        sample = x.T @ x / (n - 1)
+        if shrinkage is None:
+            # Schafer & Strimmer (2005): lambda = sum Var(s_ij) / sum s_ij^2 over i != j.
+            w = x[:, :, None] * x[:, None, :]
+            variance = n / (n - 1) ** 3 * ((w - w.mean(axis=0)) ** 2).sum(axis=0)
+            off = ~np.eye(sample.shape[0], dtype=bool)
+            shrinkage = float(np.clip(variance[off].sum() / (sample[off] ** 2).sum(), 0, 1))
+        if not 0.0 <= shrinkage <= 1.0:
+            raise ValueError(f"shrinkage must lie in [0, 1], got {shrinkage!r}.")
+        covariance = (1 - shrinkage) * sample + shrinkage * np.diag(np.diag(sample))
+        # A parameter no model varies (a fixed node) would make the prior singular.
+        floor = 1e-8 * max(float(np.max(np.diag(covariance))), 1e-12)
+        covariance = covariance + floor * np.eye(covariance.shape[0])
+        return cls(covariance, shrinkage)
+
+
 @dataclass(frozen=True)
 class NoiseModel:
     """Gaussian data errors: a standard deviation per wave and period, and their correlation.
@@ -499,8 +582,12 @@ class NoiseModel:
         return out
 
 
-def residual_covariance(predicted, observed, shrinkage=0.0):
-    """Covariance (n_data, n_data) of a forward model's errors on held-out models.
+def residual_covariance(predicted, observed, shrinkage=0.0, centred=False):
+    """Second moment (n_data, n_data) of a forward model's errors on held-out models.
+
+    By default the residuals are not centred: a likelihood that uses the forward
+    model's raw predictions must carry its mean error (bias) as well as its
+    scatter, and :math:`E[r r^T] = C + b b^T` does.
 
     Parameters
     ----------
@@ -509,7 +596,9 @@ def residual_covariance(predicted, observed, shrinkage=0.0):
         ``(sample, wave, period)`` or as arrays (n_models, n_data) in
         wave-major order. Rows with a NaN are dropped.
     shrinkage : float
-        Weight towards the diagonal, in [0, 1] (0: the sample covariance).
+        Weight towards the diagonal, in [0, 1] (0: the sample moment).
+    centred : bool
+        Subtract the mean residual first (the covariance about the bias).
 
     Returns
     -------
@@ -529,7 +618,7 @@ def residual_covariance(predicted, observed, shrinkage=0.0):
         raise ValueError("need at least 2 finite residual rows for a covariance.")
     if not 0.0 <= shrinkage <= 1.0:
         raise ValueError(f"shrinkage must lie in [0, 1], got {shrinkage!r}.")
-    sample = np.cov(r, rowvar=False)
+    sample = np.cov(r, rowvar=False) if centred else r.T @ r / r.shape[0]
     return (1 - shrinkage) * sample + shrinkage * np.diag(np.diag(sample))
 
 
@@ -621,8 +710,12 @@ class PhysicsForward:
         return c, jac
 
     def value_and_vjp(self, values):
-        """``c`` and ``v -> J^T v`` (the exact engine yields J in the same sweep anyway)."""
+        """``c`` and ``v -> J^T v`` (the exact engine yields J in the same sweep anyway).
+
+        Rows of periods without a root (``c`` NaN) take no part in the product.
+        """
         c, jac = self(values)
+        jac = np.where(np.isfinite(c)[:, None], jac, 0.0)
         return c, lambda v: jac.T @ v
 
 
@@ -744,10 +837,17 @@ def fisher_information(forward, parametrisation, theta, noise, values=None, use=
         chain rule instead of the model of ``theta`` (for example the true
         model, which the control points may not represent exactly).
     use : array_like of bool, optional
-        Data to include (wave-major); default all.
+        Data to include (wave-major); default those with a finite value and
+        derivative (a failed period takes no part).
     """
     values = parametrisation.to_grid(theta) if values is None else np.asarray(values)
-    _, jac = forward(values)
+    c, jac = forward(values)
+    finite = np.isfinite(c) & np.all(np.isfinite(jac), axis=1)
+    use = finite if use is None else np.asarray(use, dtype=bool)
+    if np.any(use & ~finite):
+        raise ValueError("the forward model has no finite value or derivative for some "
+                         "of the data asked for (use): leave them out.")
+    jac = np.where(use[:, None], jac, 0.0)
     j_theta = jac @ parametrisation.grid_jacobian(theta, values)
     return j_theta.T @ noise.precision(use) @ j_theta
 
@@ -774,7 +874,7 @@ def invert(observed, forward, parametrisation, initial, noise, prior, method="lm
         (its projection onto the control points).
     noise : NoiseModel
         Data covariance.
-    prior : SmoothnessPrior
+    prior : SmoothnessPrior or GaussianPrior
         The Gaussian prior about the initial model.
     method : {"lm", "adam"}
         Levenberg-Marquardt, or Adam with ``learning_rate`` (log units).
@@ -796,8 +896,9 @@ def invert(observed, forward, parametrisation, initial, noise, prior, method="lm
     """
     if method not in ("lm", "adam"):
         raise ValueError(f"method must be 'lm' or 'adam', got {method!r}.")
-    if not isinstance(prior, SmoothnessPrior):
-        raise ValueError(f"prior must be a SmoothnessPrior, got {type(prior).__name__}.")
+    if not isinstance(prior, SmoothnessPrior | GaussianPrior):
+        raise ValueError(f"prior must be a SmoothnessPrior or a GaussianPrior, got "
+                         f"{type(prior).__name__}.")
     for name, value in (("learning_rate", learning_rate), ("tol", tol)):
         if not (np.isfinite(value) and value >= 0):
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
@@ -834,6 +935,9 @@ def invert(observed, forward, parametrisation, initial, noise, prior, method="lm
         r = np.where(use, d_obs - c, 0.0)
         if not np.all(np.isfinite(r)):
             return np.inf, None, None, None
+        # Rows of data left out may be NaN (no root there): zero, so that 0 x NaN does
+        # not poison the Hessian and the Fisher information.
+        jac = np.where(use[:, None], jac, 0.0)
         return objective_of(theta, r), r, jac @ parametrisation.grid_jacobian(theta), c
 
     def state_and_gradient(theta):
@@ -846,6 +950,10 @@ def invert(observed, forward, parametrisation, initial, noise, prior, method="lm
         if not np.all(np.isfinite(r)):
             return np.inf, None, None, None
         data_gradient = -(vjp(precision @ r) @ parametrisation.grid_jacobian(theta))
+        if not np.all(np.isfinite(data_gradient)):
+            raise ValueError("the forward model's vector-Jacobian product is not finite; "
+                             "a forward model must return finite derivatives for the data "
+                             "it can fit (PhysicsForward zeroes the rows of failed periods).")
         return objective_of(theta, r), r, data_gradient + h_reg @ (theta - theta0), c
 
     def chi2(r):
@@ -936,8 +1044,8 @@ def invert(observed, forward, parametrisation, initial, noise, prior, method="lm
         theta=theta, model=parametrisation.model(theta, thickness), predicted=predicted,
         history=history, converged=converged, wall_time_s=time.perf_counter() - start,
         hessian=fisher + h_reg, fisher=fisher, parametrisation=parametrisation,
-        settings={"forward": forward.name, "method": method, "prior_sd": prior.sd,
-                  "curvature_sd": prior.curvature_sd, "noise": noise.description,
+        settings={"forward": forward.name, "method": method,
+                  "prior": type(prior).__name__, "noise": noise.description,
                   "unknowns": "Vs only" if parametrisation.vs_only else "joint",
                   "max_iter": max_iter, "tol": tol, "learning_rate": learning_rate,
                   "n_data": n_data, "stop_reason": stop_reason})

@@ -12,6 +12,7 @@ from kernels.forward import dispersion_curves
 from kernels.inversion import (
     PAPER_CONTROL_DEPTHS,
     VPVS_MIN,
+    GaussianPrior,
     NoiseModel,
     Parametrisation,
     PhysicsForward,
@@ -191,7 +192,7 @@ def test_surrogate_forward_jacobian_is_the_surrogates(tmp_path):
     ("kwargs", "match"),
     [
         ({"method": "bfgs"}, r"method must be 'lm' or 'adam', got 'bfgs'"),
-        ({"prior": 1.0}, r"prior must be a SmoothnessPrior, got float"),
+        ({"prior": 1.0}, r"prior must be a SmoothnessPrior or a GaussianPrior, got float"),
         ({"max_iter": 0}, r"max_iter must be an integer >= 1, got 0"),
     ],
 )
@@ -404,6 +405,15 @@ def test_model_error_covariance_from_residuals():
     # Entries of about 8e-4 (km/s)^2 estimated from 5000 rows: sd about sqrt(2 / 5000) of
     # that, 1.6e-5; 8e-5 is five of those.
     assert_allclose(cov, mixing @ mixing.T, atol=8e-5)
+    # A bias is part of the second moment (the default), not of the centred covariance.
+    bias = np.full(n, 0.02)
+    kept = (residuals + bias)[np.isfinite(observed).all(1)]  # the row with a NaN is dropped
+    assert_allclose(residual_covariance(residuals + bias, observed), kept.T @ kept / len(kept),
+                    rtol=1e-12)
+    assert np.all(np.diag(residual_covariance(residuals + bias, observed))
+                  > np.diag(cov) + 0.9 * bias**2)
+    assert_allclose(residual_covariance(residuals + bias, observed, centred=True),
+                    np.cov(kept, rowvar=False), rtol=1e-9)
     total = noise.with_model_error(cov)
     assert_allclose(total.covariance, noise.covariance + cov, rtol=1e-12, atol=1e-15)
     assert total.correlation is not None
@@ -463,3 +473,53 @@ def test_per_depth_prior_follows_the_spread_of_each_depth():
     with pytest.raises(ValueError, match=r"sd must broadcast to \(3, 7\)"):
         SmoothnessPrior(np.ones(4), 1.0).hessian(Parametrisation(GRID.depth,
                                                                  control=NONUNIFORM))
+
+
+def test_missing_data_with_nan_derivatives_do_not_poison_the_inversion(toy):
+    """A datum left out (NaN) whose Jacobian row is NaN takes no part: same result as without."""
+    p, forward, theta_true, clean, initial = toy
+
+    class Gappy(LinearForward):
+        def __call__(self, values):
+            c, jac = super().__call__(values)
+            c, jac = c.copy(), jac.copy()
+            c[3], jac[3] = np.nan, np.nan
+            return c, jac
+
+    gappy = Gappy(GRID.n_nodes)
+    data = clean.copy()
+    data[0, 3] = np.nan
+    noise = NoiseModel.constant(1e-3, TOY_PERIODS)
+    result = invert(data, gappy, p, initial, noise, LOOSE, max_iter=100, tol=1e-12)
+    assert result.converged and np.all(np.isfinite(result.fisher))
+    assert_allclose(result.theta, theta_true, atol=1e-4)
+    fisher = fisher_information(gappy, p, result.theta, noise)
+    assert np.all(np.isfinite(fisher))
+    with pytest.raises(ValueError, match="no finite value or derivative"):
+        fisher_information(gappy, p, result.theta, noise, use=np.ones(40, dtype=bool))
+
+
+def test_gaussian_prior_is_the_models_covariance_with_their_couplings():
+    """Its marginal sd is the models' own; a Vp tied to Vs shows as a correlation of one."""
+    p = Parametrisation(GRID.depth, control=NONUNIFORM)
+    rng = np.random.default_rng(3)
+    base = p.to_grid(np.log([6.0, 3.5, 2.7]).repeat(p.n_control))
+    values = []
+    for _ in range(3000):
+        vs_factor = np.exp(0.1 * rng.normal() + 0.05 * rng.normal(size=GRID.n_nodes))
+        values.append(base * np.stack([vs_factor, vs_factor,
+                                       np.exp(0.02 * rng.normal(size=GRID.n_nodes))]))
+    models = model_dataset(GRID.depth, GRID.thickness, *np.stack(values).transpose(1, 0, 2))
+    prior = GaussianPrior.from_models(models, p, shrinkage=0.0)
+    theta = np.stack([p.from_grid(v) for v in values])
+    # rtol: the 1e-8 x largest-variance floor that keeps the prior invertible.
+    assert_allclose(prior.sd, theta.std(axis=0, ddof=1), rtol=1e-5)
+    n = p.n_control
+    vp, vs = prior.covariance[:n, :n], prior.covariance[n:2 * n, :n]
+    assert_allclose(vs / np.sqrt(np.outer(np.diag(prior.covariance)[n:2 * n], np.diag(vp))),
+                    vp / np.sqrt(np.outer(np.diag(vp), np.diag(vp))), atol=1e-6)
+    assert_allclose(np.linalg.inv(prior.hessian(p)), prior.covariance, rtol=1e-6, atol=1e-12)
+    shrunk = GaussianPrior.from_models(models, p)
+    assert 0.0 <= shrunk.shrinkage < 0.2  # 3000 models: little shrinkage needed
+    with pytest.raises(ValueError, match="the prior has 21 parameters, the parametrisation 7"):
+        prior.hessian(Parametrisation(GRID.depth, control=NONUNIFORM, vpvs=1.8))

@@ -175,7 +175,13 @@ def test_comparison_and_coverage():
     cover = coverage_table(inside, (0.5, 0.9), seed=0)
     for _, row in cover.iterrows():
         assert row.low <= row.level <= row.high
-        assert row.worst_layer_low <= row.worst_layer_coverage <= row.worst_layer_high
+        # Jointly over the layers (Bonferroni), even the worst layer is consistent.
+        assert row.worst_layer_low <= row.level <= row.best_layer_high
+    # A posterior half as wide as it should be is caught: its interval excludes nominal.
+    narrow = prior.mean + 0.5 * (draws - prior.mean)
+    inside = np.stack([central_coverage(t, narrow, (0.5, 0.9)) for t in truths])
+    cover = coverage_table(inside, (0.5, 0.9), seed=0)
+    assert np.all(cover.high < cover.level)
     assert break_even(100.0, 0.1, 0.5) == np.inf
 
 
@@ -212,3 +218,27 @@ def test_sample_targets_runs_every_posterior_of_each_target():
     # The surrogate's posterior carries its own error too: wider than the physics'.
     assert np.all(out[0].runs["surrogate Laplace"].sd > out[0].runs["physics Laplace"].sd)
     assert out[0].draws("physics Laplace", n=10).shape == (10, 4)
+
+
+def test_layered_surrogate_sees_the_grid_model_and_picks_its_periods(tmp_path):
+    """grid_torch equals grid; a period subset picks those outputs of the network."""
+    from kernels import data, surrogate
+
+    prior = layered()
+    periods = np.array([3.0, 6.0, 12.0])
+    split = data.drop_failed(data.simulate("weak", 24, 1, periods, grid=GRID))
+    net = surrogate.Surrogate("basis-mlp", {"n_basis": 8, "hidden": 16, "layers": 1},
+                              epochs=1, batch_size=8, seed=0, device="cpu", progress=False)
+    net.fit(split.isel(sample=slice(0, 16)), split.isel(sample=slice(16, None)))
+    theta = prior.draw(3, seed=9)
+    grid = prior.grid_torch(torch.as_tensor(theta)).numpy()
+    assert_allclose(grid, np.stack([prior.grid(t) for t in theta]), rtol=1e-12)
+    from kernels.posterior import LayeredSurrogate
+
+    full = LayeredSurrogate(net, prior)(theta)
+    some = LayeredSurrogate(net, prior, periods=[6.0])(theta)
+    assert_allclose(some, full[:, [1, 4]], rtol=1e-6)
+    models = model_dataset(GRID.depth, GRID.thickness, *grid.transpose(1, 0, 2))
+    assert_allclose(full, net.predict(models).values.reshape(3, -1), rtol=1e-5)
+    with pytest.raises(ValueError, match=r"periods \[7.0\] s are not among"):
+        LayeredSurrogate(net, prior, periods=[7.0])
