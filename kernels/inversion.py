@@ -1051,8 +1051,13 @@ def invert(observed, forward, parametrisation, initial, noise, prior, method="lm
                   "n_data": n_data, "stop_reason": stop_reason})
 
 
-def geometry_agreement(reference, other, k=5):
+def geometry_agreement(reference, other, k=5, prior_hessian=None):
     """How the Fisher matrix ``other`` agrees with ``reference`` (both symmetric, PSD).
+
+    With ``prior_hessian`` (:math:`H_{prior} = L L^T`) both are first whitened,
+    :math:`L^{-1} F L^{-T}`: the comparison is then of the directions the data
+    resolve beyond the prior, independent of how the unknowns are scaled and
+    placed (raw log-parameters at unevenly spaced control points are not).
 
     Returns
     -------
@@ -1075,6 +1080,10 @@ def geometry_agreement(reference, other, k=5):
     if reference.shape != other.shape or reference.ndim != 2:
         raise ValueError(f"both Fisher matrices must be square and of one shape, got "
                          f"{reference.shape} and {other.shape}.")
+    if prior_hessian is not None:
+        factor = np.linalg.cholesky(np.asarray(prior_hessian, dtype=float))
+        whiten = np.linalg.inv(factor)
+        reference, other = whiten @ reference @ whiten.T, whiten @ other @ whiten.T
     k = min(int(k), reference.shape[0])
     w_r, v_r = np.linalg.eigh(reference)
     w_o, v_o = np.linalg.eigh(other)

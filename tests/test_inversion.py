@@ -523,3 +523,19 @@ def test_gaussian_prior_is_the_models_covariance_with_their_couplings():
     assert 0.0 <= shrunk.shrinkage < 0.2  # 3000 models: little shrinkage needed
     with pytest.raises(ValueError, match="the prior has 21 parameters, the parametrisation 7"):
         prior.hessian(Parametrisation(GRID.depth, control=NONUNIFORM, vpvs=1.8))
+
+
+def test_whitened_geometry_does_not_depend_on_the_units_of_the_unknowns():
+    """Rescaling the unknowns changes the raw eigenvectors, not the prior-whitened comparison."""
+    rng = np.random.default_rng(6)
+    a, b = rng.normal(size=(12, 4)), rng.normal(size=(12, 4))
+    f_a, f_b, h = a.T @ a, (a + 0.3 * b).T @ (a + 0.3 * b), np.diag([1.0, 2.0, 3.0, 4.0])
+    scale = np.diag([1.0, 10.0, 0.1, 3.0])  # theta' = S^-1 theta: F' = S F S, H' = S H S
+    whitened = geometry_agreement(f_a, f_b, k=2, prior_hessian=h)
+    rescaled = geometry_agreement(scale @ f_a @ scale, scale @ f_b @ scale, k=2,
+                                  prior_hessian=scale @ h @ scale)
+    for key in whitened:
+        assert rescaled[key] == pytest.approx(whitened[key], rel=1e-9)
+    raw, raw_rescaled = geometry_agreement(f_a, f_b), geometry_agreement(
+        scale @ f_a @ scale, scale @ f_b @ scale)
+    assert raw_rescaled["leading_cos"] != pytest.approx(raw["leading_cos"], rel=1e-3)
