@@ -55,6 +55,7 @@ _build/executed/$(PROFILE)/08-inversion.ipynb: _build/executed/$(PROFILE)/03-sur
 _build/executed/$(PROFILE)/08-inversion.ipynb: _build/executed/$(PROFILE)/05-prior-artifacts.ipynb
 _build/executed/$(PROFILE)/08-inversion.ipynb: _build/executed/$(PROFILE)/06-derivative-training.ipynb
 _build/executed/$(PROFILE)/09-real-earth.ipynb: _build/executed/$(PROFILE)/03-surrogate-training.ipynb
+_build/executed/$(PROFILE)/09-real-earth.ipynb: _build/executed/$(PROFILE)/06-derivative-training.ipynb
 
 # Parameter sweeps (tools/sweep.py): one summary table per sweep and profile.
 SWEEPS := training-size width
