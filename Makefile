@@ -17,12 +17,12 @@ PACKAGE := $(shell find kernels -name '*.py' 2>/dev/null)
 PAGES := $(filter-out $(wildcard book/[0-9][0-9]-*.md),$(wildcard book/*.md)) book/references.bib
 HTML_STAMP := _build/html/.built-$(PROFILE)
 
-.PHONY: help install book test site-test sweep lint bench env clean distclean
+.PHONY: help install notebooks book test site-test sweep lint bench env clean distclean
 .DEFAULT_GOAL := help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
-	@echo "  PROFILE=ci|default|paper selects the parameter profile (now: $(PROFILE))"
+	@echo "  PROFILE=ci|default|paper|paper-smoke selects the parameter profile (now: $(PROFILE))"
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -78,6 +78,8 @@ $(HTML_STAMP): $(EXECUTED) $(PAGES) _config.yml _toc.yml book/_ext/offline.py
 	for nb in $(NOTEBOOKS); do cp _build/executed/$(PROFILE)/$$nb.ipynb book/$$nb.ipynb; done
 	$(VENV)/bin/jupyter-book build . --path-output . --warningiserror --keep-going
 	touch $@
+
+notebooks: $(EXECUTED)  ## execute the notebooks on PROFILE without building the HTML
 
 book: $(HTML_STAMP)  ## execute the notebooks on PROFILE and build the HTML book in _build/html
 	@echo "Book ($(PROFILE) profile): $(CURDIR)/_build/html/index.html"

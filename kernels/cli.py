@@ -14,6 +14,8 @@ import argparse
 import json
 import sys
 
+from .config import DEFAULT_TRAINING
+
 __all__ = ["main"]
 
 
@@ -33,7 +35,12 @@ def _train(args):
     from .surrogate import Surrogate
 
     store = open_store(args.data)
-    options = json.loads(args.options) if args.options else {}
+    if args.options:
+        options = json.loads(args.options)
+    elif args.architecture == DEFAULT_TRAINING["architecture"]:
+        options = dict(DEFAULT_TRAINING["architecture_options"])
+    else:
+        options = {}
     surrogate = Surrogate(args.architecture, options, epochs=args.epochs,
                           batch_size=args.batch_size, learning_rate=args.learning_rate,
                           patience=args.patience, seed=args.seed, device=args.device,
@@ -46,8 +53,8 @@ def _train(args):
                       "val_rmse_love": last["val_rmse_love"]}))
 
 
-def main(argv=None):
-    """Entry point of the ``kernels`` command."""
+def build_parser():
+    """The ``kernels`` argument parser (its ``train`` defaults are the default profile's)."""
     parser = argparse.ArgumentParser(prog="kernels", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -70,18 +77,27 @@ def main(argv=None):
     train = commands.add_parser("train", help="train a surrogate on a generated data set")
     train.add_argument("--data", required=True)
     train.add_argument("--out", required=True)
-    train.add_argument("--architecture", default="basis-mlp")
-    train.add_argument("--options", default=None, help="JSON of network sizes")
-    train.add_argument("--epochs", type=int, default=200)
-    train.add_argument("--batch-size", type=int, default=128)
-    train.add_argument("--learning-rate", type=float, default=2e-3)
-    train.add_argument("--patience", type=int, default=20)
-    train.add_argument("--seed", type=int, default=0)
+    # Defaults: the default profile's surrogate (kernels.config.DEFAULT_TRAINING).
+    train.add_argument("--architecture", default=DEFAULT_TRAINING["architecture"],
+                       choices=("basis-mlp", "transformer"))
+    train.add_argument("--options", default=None,
+                       help="JSON of network sizes (default: the default profile's for the "
+                            "basis-MLP, the class defaults for the Transformer)")
+    train.add_argument("--epochs", type=int, default=DEFAULT_TRAINING["epochs"])
+    train.add_argument("--batch-size", type=int, default=DEFAULT_TRAINING["batch_size"])
+    train.add_argument("--learning-rate", type=float,
+                       default=DEFAULT_TRAINING["learning_rate"])
+    train.add_argument("--patience", type=int, default=DEFAULT_TRAINING["patience"])
+    train.add_argument("--seed", type=int, default=DEFAULT_TRAINING["seed"])
     train.add_argument("--device", default=None)
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(func=_train)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv=None):
+    """Entry point of the ``kernels`` command."""
+    args = build_parser().parse_args(argv)
     try:
         args.func(args)
     except ValueError as error:

@@ -53,7 +53,7 @@ import xarray as xr
 from torch import nn
 from tqdm.auto import tqdm
 
-from .config import WAVES
+from .config import DEFAULT_TRAINING, WAVES
 from .io import atomic_path
 
 __all__ = ["Surrogate", "load", "train_cached", "train_for_store", "fit_ridge", "ARCHITECTURES",
@@ -341,9 +341,13 @@ class Surrogate:
         The grid and periods the surrogate was trained on.
     """
 
-    def __init__(self, architecture="basis-mlp", architecture_options=None, epochs=200,
-                 batch_size=128, learning_rate=2e-3, weight_decay=1e-4, patience=20,
-                 clip=5.0, seed=0, device=None, precision="auto", threads=None, progress=True):
+    # Defaults: the default profile's training (kernels.config.DEFAULT_TRAINING).
+    def __init__(self, architecture=DEFAULT_TRAINING["architecture"],
+                 architecture_options=None, epochs=DEFAULT_TRAINING["epochs"],
+                 batch_size=DEFAULT_TRAINING["batch_size"],
+                 learning_rate=DEFAULT_TRAINING["learning_rate"], weight_decay=1e-4,
+                 patience=DEFAULT_TRAINING["patience"], clip=5.0, seed=0, device=None,
+                 precision="auto", threads=None, progress=True):
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {list(ARCHITECTURES)}, got "
                              f"{architecture!r}.")

@@ -70,7 +70,7 @@ def test_config_is_frozen():
         config.n_models = 3
 
 
-@pytest.mark.parametrize("profile", ["ci", "default", "paper"])
+@pytest.mark.parametrize("profile", ["ci", "default", "paper", "paper-smoke"])
 def test_profiles_build_valid_configs(profile):
     """Every profile file parses and yields a valid config for the data chapter."""
     sys.path.insert(0, str(ROOT / "tools"))
@@ -91,7 +91,7 @@ def test_profiles_build_valid_configs(profile):
              "patience", "learning_rate", "seed", "n_jobs")
     surrogate_config = SurrogateChapterConfig(profile=profile,
                                               **{name: params[name] for name in names})
-    assert surrogate_config.architecture == ("transformer" if profile == "paper"
+    assert surrogate_config.architecture == ("transformer" if profile.startswith("paper")
                                              else "basis-mlp")
     # chapters 3, 5 and 7 share the strong prior's data set (and its cached surrogate)
     strong_sizes = {stem: run_notebook.load_profile(profile, stem)["n_data_strong"]
@@ -216,3 +216,39 @@ def test_bad_inversion_config_is_rejected(kwargs, match):
 def test_bad_derivative_config_is_rejected(kwargs, match):
     with pytest.raises(ValueError, match=match):
         DerivativeChapterConfig(**kwargs)
+
+
+def test_paper_smoke_is_the_paper_profile_at_the_ci_sizes():
+    """paper-smoke runs the paper profile's architecture and keys, at ci's sizes."""
+    def load(name):
+        return yaml.safe_load((ROOT / "book" / "params" / f"{name}.yml").read_text())[
+            "parameters"]
+    smoke, paper, ci = load("paper-smoke"), load("paper"), load("ci")
+    assert set(smoke) == set(paper) == set(ci)
+    assert smoke["architecture"] == paper["architecture"]
+    assert set(smoke["architecture_options"]) == set(paper["architecture_options"])
+    sized = [k for k in ci if k.startswith("n_") and k != "n_jobs"]
+    assert {k: smoke[k] for k in sized} == {k: ci[k] for k in sized}
+
+
+def test_command_line_and_classes_train_the_default_profiles_surrogate():
+    """`kernels train`, Surrogate and the chapter config default to the default profile."""
+    import inspect
+
+    from kernels.cli import build_parser
+    from kernels.config import DEFAULT_TRAINING
+    from kernels.surrogate import Surrogate
+
+    default = yaml.safe_load((ROOT / "book" / "params" / "default.yml").read_text())[
+        "parameters"]
+    assert {k: default[k] for k in DEFAULT_TRAINING} == DEFAULT_TRAINING
+    args = build_parser().parse_args(["train", "--data", "d.zarr", "--out", "s.pt"])
+    cli = {"architecture": args.architecture, "epochs": args.epochs, "seed": args.seed,
+           "batch_size": args.batch_size, "patience": args.patience,
+           "learning_rate": args.learning_rate}
+    assert cli == {k: v for k, v in DEFAULT_TRAINING.items() if k != "architecture_options"}
+    signature = inspect.signature(Surrogate).parameters
+    for name in ("architecture", "epochs", "batch_size", "patience", "learning_rate"):
+        assert signature[name].default == DEFAULT_TRAINING[name], name
+    chapter = SurrogateChapterConfig()
+    assert {k: getattr(chapter, k) for k in DEFAULT_TRAINING} == DEFAULT_TRAINING

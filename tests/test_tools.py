@@ -15,10 +15,13 @@ import sweep  # noqa: E402
 
 
 def test_definitions_cover_every_profile():
-    """Each sweep names an existing notebook and values for ci, default and paper."""
+    """Each sweep names an existing notebook and values for every profile in book/params."""
+    profiles = {path.stem for path in (ROOT / "book" / "params").glob("*.yml")}
+    assert {"ci", "default", "paper", "paper-smoke"} <= profiles
     for name, spec in sweep.definitions().items():
         assert (ROOT / spec["notebook"]).exists(), name
-        assert set(spec["values"]) == {"ci", "default", "paper"}, name
+        assert set(spec["values"]) == profiles, name
+        assert set(spec["fixed"]) == profiles, name
         assert all(len(v) >= 3 for v in spec["values"].values()), name
 
 
@@ -171,3 +174,81 @@ def test_recorded_gpu_run_is_the_paper_network_on_the_default_weak_data():
     for wave, rows in bins.groupby("wave"):
         pooled = np.sqrt((rows["rmse"] ** 2 * rows["count"]).sum() / rows["count"].sum())
         assert pooled == pytest.approx(record["test_rmse"][wave], rel=1e-6)
+
+
+def test_missing_glue_names_keys_read_but_never_glued():
+    """The runner's glue check finds keys the markdown reads that no cell glued."""
+    import nbformat
+    import run_notebook
+
+    notebook = nbformat.v4.new_notebook()
+    glued = nbformat.v4.new_code_cell("glue('a', 1)")
+    glued.outputs = [nbformat.v4.new_output("display_data", data={"text/plain": "1"},
+                                            metadata={"scrapbook": {"name": "a"}})]
+    notebook.cells = [
+        glued,
+        nbformat.v4.new_markdown_cell(
+            "{glue:text}`a:.2f` and {glue}`b` and {glue:text}`other.ipynb::c`\n"
+            "```{glue:figure} d\n```"),
+    ]
+    assert run_notebook.missing_glue(notebook) == ["b", "d"]
+    notebook.cells[1].source = "{glue:text}`a:.0f` only"
+    assert run_notebook.missing_glue(notebook) == []
+
+
+def test_write_timing_records_each_run_atomically(tmp_path, monkeypatch):
+    """A chapter's timing is one file per notebook; sweep points get one file each."""
+    import run_notebook
+
+    monkeypatch.setattr(run_notebook, "ROOT", tmp_path)
+    path = run_notebook.write_timing("03-surrogate-training", "ci", 61.25)
+    record = json.loads(path.read_text())
+    assert path.name == "03-surrogate-training.json"
+    assert record["wall_s"] == 61.2 or record["wall_s"] == 61.3
+    assert record["run"] == "03-surrogate-training" and record["profile"] == "ci"
+    point = run_notebook.write_timing("emergence-point", "ci", 5.0, run="n_train=120")
+    assert point.name == "emergence-point[n_train=120].json"
+    assert sorted(p.name for p in point.parent.iterdir()) == [
+        "03-surrogate-training.json", "emergence-point[n_train=120].json"]  # no temp files
+
+
+def _declared_parameters(path):
+    """Names assigned in a MyST notebook's ``parameters`` cell."""
+    import ast
+
+    import jupytext
+
+    notebook = jupytext.read(path)
+    cells = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, path
+    return {node.targets[0].id for node in ast.parse(cells[0].source).body
+            if isinstance(node, ast.Assign)}
+
+
+def test_every_profile_setting_is_read_by_some_notebook():
+    """A setting in a profile that no notebook declares would be silently ignored."""
+    import yaml
+
+    notebooks = [*sorted((ROOT / "book").glob("[0-9][0-9]-*.md")),
+                 ROOT / "book" / "sweeps" / "emergence-point.md"]
+    declared = set().union(*(_declared_parameters(path) for path in notebooks))
+    for path in sorted((ROOT / "book" / "params").glob("*.yml")):
+        profile = yaml.safe_load(path.read_text())
+        names = set(profile.get("parameters", {}))
+        for overrides in profile.get("overrides", {}).values():
+            names |= set(overrides)
+        assert names <= declared, (path.name, sorted(names - declared))
+    for spec in sweep.definitions().values():
+        for values in spec.get("fixed", {}).values():
+            assert set(values) <= _declared_parameters(ROOT / spec["notebook"])
+
+
+def test_an_override_the_notebook_does_not_declare_is_an_error(tmp_path):
+    """`-p NAME VALUE` for a name the notebook lacks stops with the valid names."""
+    import run_notebook
+
+    with pytest.raises(SystemExit, match=r"has no parameter \['n_dat'\].*'n_data'"):
+        run_notebook.main([str(ROOT / "book" / "sweeps" / "emergence-point.md"),
+                           "--profile", "ci",
+                           "--output", str(tmp_path / "x.ipynb"), "-p", "n_dat", "100"])
+    assert not (tmp_path / "x.ipynb").exists()

@@ -14,9 +14,14 @@ Extra ``-p NAME VALUE`` pairs override the profile (values parsed as YAML).
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import platform
+import re
 import sys
 import tempfile
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jupytext
@@ -26,6 +31,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "book" / "params"
+# myst-nb's glue roles ({glue}`key`, {glue:text}`key:format`, ...) and directives.
+GLUE_ROLE = re.compile(r"\{glue(?::\w*)?\}`([^`]+)`")
+GLUE_DIRECTIVE = re.compile(r"^\s*(?:```|:::)\{glue(?::\w*)?\}\s+(\S+)", re.MULTILINE)
 
 
 def load_profile(name, notebook_stem):
@@ -41,6 +49,26 @@ def load_profile(name, notebook_stem):
     params["output_dir"] = str(ROOT / "_build" / "artifacts" / name)
     params["cache_dir"] = str(ROOT / "_build" / "cache")
     return params
+
+
+def missing_glue(notebook):
+    """Keys the notebook's markdown reads with glue but none of its cells glued.
+
+    The HTML build would fail on them, at the very end of a long build; checking each
+    notebook as it is executed names the chapter and the keys at once. Keys read from
+    another document (``path::key``) are not checked.
+    """
+    wanted = set()
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            wanted.update(match.split(":")[0] for match in GLUE_ROLE.findall(cell.source)
+                          if "::" not in match)
+            wanted.update(key for key in GLUE_DIRECTIVE.findall(cell.source)
+                          if "::" not in key)
+    glued = {output.get("metadata", {}).get("scrapbook", {}).get("name")
+             for cell in notebook.cells if cell.cell_type == "code"
+             for output in cell.get("outputs", [])}
+    return sorted(wanted - glued)
 
 
 def main(argv=None):
@@ -71,6 +99,10 @@ def main(argv=None):
         source = Path(tmp) / f"{stem}.ipynb"
         jupytext.write(notebook, source)
         declared = papermill.inspect_notebook(str(source))
+        undeclared = sorted({name for name, _ in args.p} - set(declared))
+        if undeclared:
+            raise SystemExit(f"{args.notebook} has no parameter {undeclared} (from -p); "
+                             f"its parameters are {sorted(declared)}.")
         unknown = sorted(set(params) - set(declared) - {"profile", "output_dir", "cache_dir"})
         injected = {k: v for k, v in params.items() if k in declared}
         print(f"[{stem}] profile {args.profile}: {injected}", flush=True)
@@ -79,6 +111,7 @@ def main(argv=None):
         executed = Path(tmp) / "executed.ipynb"
         # The kernel must run this interpreter (the project's venv).
         os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+        started = time.perf_counter()
         try:
             papermill.execute_notebook(
                 str(source), str(executed), parameters=injected, kernel_name="python3",
@@ -93,13 +126,39 @@ def main(argv=None):
         # Readers see the values actually used (papermill's injected cell); the
         # notebook's own defaults cell would only repeat or contradict them.
         result = nbformat.read(executed, as_version=4)
+        missing = missing_glue(result)
+        if missing:
+            raise SystemExit(f"Notebook {args.notebook} (profile {args.profile}) reads glue "
+                             f"keys that no cell glued: {missing}")
         for cell in result.cells:
             tags = cell.metadata.get("tags", [])
             if "parameters" in tags and "remove-cell" not in tags:
                 cell.metadata["tags"] = [*tags, "remove-cell"]
         nbformat.write(result, executed)
+        wall = time.perf_counter() - started
+        write_timing(stem, args.profile, wall, run=args.output.stem)
         os.replace(executed, args.output)
-    print(f"[{stem}] wrote {args.output}", flush=True)
+    print(f"[{stem}] wrote {args.output} in {wall / 60:.1f} min", flush=True)
+
+
+def write_timing(stem, profile, wall_s, run=None):
+    """Record one notebook's execution wall time for the page "Reproducing this book".
+
+    ``run`` names one of several executions of the same notebook (a sweep point).
+    """
+    folder = ROOT / "_build" / "artifacts" / profile / "timings"
+    folder.mkdir(parents=True, exist_ok=True)
+    run = stem if run in (None, stem) else run
+    name = stem if run == stem else f"{stem}[{run}]"
+    record = {"notebook": stem, "run": run, "profile": profile, "wall_s": round(wall_s, 1),
+              "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+              "cpu_count": os.cpu_count(), "machine": platform.machine(),
+              "python": platform.python_version()}
+    path = folder / f"{name}.json"
+    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as tmp:
+        json.dump(record, tmp, indent=1)
+    os.replace(tmp.name, path)
+    return path
 
 
 if __name__ == "__main__":
