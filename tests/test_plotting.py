@@ -47,3 +47,21 @@ def test_every_depth_axis_marks_the_half_space():
     ax = plotting.plot_kernel_image(models.velocity_s.rename(sample="period")
                                     .assign_coords(period=[2.0, 3.0]), max_depth=130)
     assert len(half_space_lines(ax)) == 1
+
+
+def test_map_axes_draws_the_coastline_and_global_limits():
+    """A map has global limits, degree labels and one outline contour from the ocean mask."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import xarray as xr
+
+    lat, lon = np.arange(-89.5, 90), np.arange(-179.5, 180)
+    ocean = xr.DataArray(np.abs(lon)[None, :] > 90 + 0 * lat[:, None],
+                         coords={"latitude": lat, "longitude": lon},
+                         dims=("latitude", "longitude"))
+    fig, ax = plt.subplots()
+    plotting.map_axes(ax, ocean=ocean)
+    assert ax.get_xlim() == (-180, 180) and ax.get_ylim() == (-90, 90)
+    assert "Longitude" in ax.get_xlabel() and "Latitude" in ax.get_ylabel()
+    assert len(ax.collections) == 1  # the outline
+    plt.close(fig)
