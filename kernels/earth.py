@@ -490,9 +490,100 @@ def litho1(nodes=None, grid=None, water="remove"):
 
 
 COLUMN_KINDS = ("continental", "oceanic")
+SPLIT_PARTS = ("train", "held-out", "buffer")
+
+#: The geographic split of the ``litho1`` prior: 30 x 30 degree blocks, a quarter of the
+#: blocks holding continental nodes held out (chosen by a fixed seed), and a 3 degree
+#: buffer of training-block nodes next to a held-out block left out of both, since
+#: neighbouring LITHO1.0 nodes (about 1 degree apart) are nearly identical.
+LITHO1_SPLIT = {"block": 30.0, "held_out": 0.25, "buffer": 3.0, "seed": 2014}
 
 
-def litho1_columns(n, kind="continental", seed=0, grid=None):
+def _blocks(latitude, longitude, block):
+    """Index of the ``block`` x ``block`` degree cell of each point."""
+    n_lon = int(round(360.0 / block))
+    row = np.clip(np.floor((np.asarray(latitude) + 90.0) / block), 0,
+                  int(round(180.0 / block)) - 1).astype(int)
+    col = (np.floor((np.asarray(longitude) + 180.0) / block).astype(int)) % n_lon
+    return row * n_lon + col
+
+
+def litho1_split(latitude, longitude, block=None, held_out=None, buffer=None, seed=None):
+    """Geographic train / held-out split of LITHO1.0 nodes by large blocks.
+
+    The globe is cut into ``block`` x ``block`` degree cells; a share ``held_out`` of the
+    cells that hold continental nodes is held out (a seeded draw); nodes of training
+    cells within ``buffer`` degrees (in latitude or longitude) of a held-out cell are
+    ``"buffer"``, used by neither side. Defaults: :data:`LITHO1_SPLIT`.
+
+    Parameters
+    ----------
+    latitude, longitude : array_like
+        Degrees, same shape.
+
+    Returns
+    -------
+    numpy.ndarray of str
+        ``"train"``, ``"held-out"`` or ``"buffer"`` per point.
+    """
+    block = LITHO1_SPLIT["block"] if block is None else float(block)
+    held_out = LITHO1_SPLIT["held_out"] if held_out is None else float(held_out)
+    buffer = LITHO1_SPLIT["buffer"] if buffer is None else float(buffer)
+    seed = LITHO1_SPLIT["seed"] if seed is None else seed
+    if not (0 < block <= 90 and (360.0 / block).is_integer() and (180.0 / block).is_integer()):
+        raise ValueError(f"block must divide 180 degrees, got {block!r}.")
+    if not 0 < held_out < 1:
+        raise ValueError(f"held_out must be a share in (0, 1), got {held_out!r}.")
+    if not 0 <= buffer < block:
+        raise ValueError(f"buffer must be in [0, block), got {buffer!r}.")
+    latitude, longitude = np.asarray(latitude, float), np.asarray(longitude, float)
+    raw = litho1_raw()
+    dry = ~_wet(raw["values"].values)
+    land = np.unique(_blocks(raw.latitude.values[dry], raw.longitude.values[dry], block))
+    n_held = max(1, int(round(held_out * land.size)))
+    chosen = np.random.default_rng(seed).choice(land, size=n_held, replace=False)
+    cell = _blocks(latitude, longitude, block)
+    near = np.zeros(latitude.shape, dtype=bool)
+    for d_lat in (-buffer, 0.0, buffer):
+        for d_lon in (-buffer, 0.0, buffer):
+            near |= np.isin(_blocks(np.clip(latitude + d_lat, -90, 90), longitude + d_lon,
+                                    block), chosen)
+    return np.where(np.isin(cell, chosen), "held-out", np.where(near, "buffer", "train"))
+
+
+def _wet(values):
+    """Nodes with a water layer (boundaries x properties x nodes values)."""
+    top, bottom = LITHO1_LAYERS["water"]
+    return (values[top, 1:4] != LITHO1_FILL).all(axis=0) & (values[bottom, 0] > values[top, 0])
+
+
+def litho1_nodes(kind="continental", split=None):
+    """LITHO1.0 node indices of one kind, optionally of one part of :func:`litho1_split`.
+
+    Parameters
+    ----------
+    kind : {"continental", "oceanic"}
+        Nodes without water, or with water.
+    split : {None, "train", "held-out", "buffer"}
+        Restrict to one part of the geographic split.
+
+    Returns
+    -------
+    numpy.ndarray of int
+    """
+    if kind not in COLUMN_KINDS:
+        raise ValueError(f"kind must be one of {COLUMN_KINDS}, got {kind!r}.")
+    if split is not None and split not in SPLIT_PARTS:
+        raise ValueError(f"split must be None or one of {SPLIT_PARTS}, got {split!r}.")
+    raw = litho1_raw()
+    wet = _wet(raw["values"].values)
+    keep = wet if kind == "oceanic" else ~wet
+    if split is not None:
+        keep &= litho1_split(raw.latitude.values, raw.longitude.values) == split
+    return np.flatnonzero(keep)
+
+
+def litho1_columns(n, kind="continental", seed=0, grid=None, split=None):
     """``n`` LITHO1.0 columns drawn at random, without replacement, of one kind.
 
     Parameters
@@ -505,22 +596,120 @@ def litho1_columns(n, kind="continental", seed=0, grid=None):
         Seed of the draw.
     grid : kernels.config.Grid, optional
         Target grid.
+    split : {None, "train", "held-out", "buffer"}
+        Draw only from one part of the geographic split (:func:`litho1_split`).
 
     Returns
     -------
     xarray.Dataset
-        :func:`litho1` of the drawn nodes, in increasing node order.
+        :func:`litho1` of the drawn nodes, in increasing node order, with a
+        coordinate ``split``.
     """
-    if kind not in COLUMN_KINDS:
-        raise ValueError(f"kind must be one of {COLUMN_KINDS}, got {kind!r}.")
-    values = litho1_raw()["values"].values
-    top, bottom = LITHO1_LAYERS["water"]
-    wet = (values[top, 1:4] != LITHO1_FILL).all(axis=0) & (values[bottom, 0] > values[top, 0])
-    pool = np.flatnonzero(wet if kind == "oceanic" else ~wet)
+    pool = litho1_nodes(kind, split)
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= pool.size:
-        raise ValueError(f"n must be an integer in 1-{pool.size} ({kind} nodes), got {n!r}.")
+        raise ValueError(f"n must be an integer in 1-{pool.size} ({kind} nodes"
+                         f"{'' if split is None else ', ' + split}), got {n!r}.")
     nodes = np.sort(np.random.default_rng(seed).choice(pool, size=int(n), replace=False))
-    return litho1(nodes=nodes, grid=grid)
+    columns = litho1(nodes=nodes, grid=grid)
+    return columns.assign_coords(split=("sample", litho1_split(columns.latitude.values,
+                                                                columns.longitude.values)))
+
+
+#: Perturbations of the ``litho1`` prior, as standard deviations of log factors: the
+#: thickness of everything above the Moho, the lid's thickness, each layer's Vs, and
+#: each layer's Vp/Vs. Density follows Vs with d ln rho = 0.4 d ln Vs (about Birch's law
+#: for crustal rocks). Sizes are a few times LITHO1.0's own stated uncertainty of the
+#: crustal thickness and velocities, so that the prior covers structure near the nodes.
+LITHO1_PERTURBATION = {"crust_thickness": 0.08, "lid_thickness": 0.15, "velocity_s": 0.03,
+                       "vp_vs": 0.01, "density_per_velocity_s": 0.4}
+
+
+def perturb_litho1(values, rng, perturbation=None):
+    """One random perturbation of a LITHO1.0 node's layered values.
+
+    Layer boundaries above the Moho are stretched about the solid surface by one
+    factor, the lid by another (the Moho and the lid's base move with them); each
+    layer's Vs, Vp and density are scaled by their own factors, the same at its top
+    and bottom. Absent layers stay absent.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        One node's (boundary, property) values as in :func:`litho1_raw`.
+    rng : numpy.random.Generator
+    perturbation : dict, optional
+        Standard deviations (default :data:`LITHO1_PERTURBATION`).
+
+    Returns
+    -------
+    numpy.ndarray
+        Perturbed copy, same layout.
+    """
+    p = {**LITHO1_PERTURBATION, **(perturbation or {})}
+    out = np.array(values, dtype=float, copy=True)
+    depth = out[:, 0].copy()
+    solid = [n for n, (top, bot) in LITHO1_LAYERS.items()
+             if n != "water" and (values[top, 1:4] != LITHO1_FILL).all()
+             and depth[bot] > depth[top]]
+    surface = depth[LITHO1_LAYERS[solid[0]][0]] if solid else depth[LITHO1_LAYERS["lid"][0]]
+    moho = depth[LITHO1_LAYERS["crust3"][1]]
+    crust, lid = np.exp(rng.normal(0.0, [p["crust_thickness"], p["lid_thickness"]]))
+    new_moho = surface + (moho - surface) * crust
+    shallow = np.arange(LITHO1_LAYERS["crust3"][1], len(LITHO1_BOUNDARIES))
+    out[shallow, 0] = np.where(depth[shallow] > surface,
+                               surface + (depth[shallow] - surface) * crust, depth[shallow])
+    deep = np.arange(0, LITHO1_LAYERS["lid"][0] + 1)
+    out[deep, 0] = new_moho + (depth[deep] - moho) * lid
+    layers = [*LITHO1_LAYERS.values(), (0, 0)]  # the asthenosphere: its top only
+    log_vs = rng.normal(0.0, p["velocity_s"], len(layers))
+    log_ratio = rng.normal(0.0, p["vp_vs"], len(layers))
+    for (top, bot), d_vs, d_ratio in zip(layers, log_vs, log_ratio, strict=True):
+        for b in {top, bot}:
+            if (out[b, 1:4] == LITHO1_FILL).any():
+                continue
+            out[b, 3] *= np.exp(d_vs)
+            out[b, 2] *= np.exp(d_vs + d_ratio)
+            out[b, 1] *= np.exp(p["density_per_velocity_s"] * d_vs)
+    return out
+
+
+_TRAINING_POOL = {}
+
+
+def _training_values():
+    """Values of the continental training-region nodes (read once per process)."""
+    if "values" not in _TRAINING_POOL:
+        nodes = litho1_nodes("continental", "train")
+        _TRAINING_POOL["nodes"] = nodes
+        _TRAINING_POOL["values"] = litho1_raw()["values"].values[:, :, nodes]
+    return _TRAINING_POOL["nodes"], _TRAINING_POOL["values"]
+
+
+def draw_litho1(rng, depth):
+    """One model of the ``litho1`` prior (:func:`kernels.priors.sample` calls it).
+
+    A continental LITHO1.0 node of the training regions of :func:`litho1_split`,
+    drawn uniformly, perturbed by :func:`perturb_litho1`, and put on the grid as
+    :func:`litho1` does.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    depth : numpy.ndarray
+        Node depths of an evenly spaced grid from 0 (km).
+
+    Returns
+    -------
+    dict
+        ``velocity_p``, ``velocity_s`` (km/s), ``density`` (g/cm^3) on ``depth``, and the
+        scalars ``node`` and ``moho_depth`` (km below the solid surface).
+    """
+    nodes, values = _training_values()
+    k = int(rng.integers(nodes.size))
+    spacing = float(depth[1] - depth[0]) if depth.size > 1 else 0.5
+    vp, vs, rho, _, moho, _ = _column(perturb_litho1(values[:, :, k], rng), depth, spacing)
+    return {"velocity_p": vp, "velocity_s": vs, "density": rho, "node": float(nodes[k]),
+            "moho_depth": float(moho)}
 
 
 def column_scores(surrogate, columns, theory, baseline):
@@ -623,3 +812,42 @@ def region_summary(scores, by="region_group", n_boot=1000, seed=0):
                          "cosine_skill_high": cos[2], "raw_skill": raw[0],
                          "raw_skill_low": raw[1], "raw_skill_high": raw[2]})
     return pd.DataFrame(rows).set_index([by or "region", "wave"])
+
+
+#: The issue's targets on held-out continental columns: curve RMSE per wave (km/s, at
+#: most), the cosine skill over the prior-median kernel in the worst period bin (at
+#: least), and the median directional-derivative error in the worst bin (at most).
+REAL_EARTH_TARGETS = {"rmse": 0.05, "cosine_skill": 0.8, "directional_error": 0.10}
+
+
+def check_targets(rmse, worst_cosine_skill, worst_directional_error, targets=None):
+    """Which of the real-Earth targets a surrogate meets, and what it misses by.
+
+    Parameters
+    ----------
+    rmse : dict
+        Curve RMSE per wave (km/s).
+    worst_cosine_skill : float
+        Lowest per-bin cosine skill over the prior-median kernel.
+    worst_directional_error : float
+        Highest per-bin median relative error of the directional derivative (a share).
+    targets : dict, optional
+        Default :data:`REAL_EARTH_TARGETS`.
+
+    Returns
+    -------
+    dict
+        ``met`` (name -> bool; NaN values do not meet a target), ``n_met`` and
+        ``missed`` (the names not met, in the order above).
+
+    Examples
+    --------
+    >>> check_targets({"rayleigh": 0.03, "love": 0.06}, 0.85, 0.12)["missed"]
+    ['rmse_love', 'directional_error']
+    """
+    t = {**REAL_EARTH_TARGETS, **(targets or {})}
+    met = {f"rmse_{wave}": bool(value <= t["rmse"]) for wave, value in rmse.items()}
+    met["cosine_skill"] = bool(worst_cosine_skill >= t["cosine_skill"])
+    met["directional_error"] = bool(worst_directional_error <= t["directional_error"])
+    return {"met": met, "n_met": sum(met.values()),
+            "missed": [name for name, ok in met.items() if not ok]}

@@ -228,7 +228,8 @@ def config_hash(config):
 #: ``"module:name"`` hashes one object of a module (the depth grid, not the
 #: chapter settings that share ``config.py``).
 STAGE_MODULES = {
-    "data": ("config:Grid", "priors", "forward", "data", "_parallel"),
+    # earth: the litho1 prior's draws (kernels.earth.draw_litho1)
+    "data": ("config:Grid", "priors", "forward", "data", "_parallel", "earth"),
     "kernels": ("config:Grid", "forward", "sensitivity", "_secular", "_parallel"),
     "training": ("surrogate",),
     "baselines": ("config:Grid", "forward", "sensitivity", "_secular", "_parallel",

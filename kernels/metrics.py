@@ -22,7 +22,7 @@ import xarray as xr
 from .config import PERIOD_BINS
 
 __all__ = ["cosine_similarity", "relative_l2", "pearson", "depth_of_peak", "kernel_agreement",
-           "period_bin_labels", "assign_period_bins", "dispersion_errors",
+           "period_bin_labels", "assign_period_bins", "dispersion_errors", "curve_rmse",
            "errors_by_period_bin", "summarise_by_period_bin", "align_on_depth",
            "raw_kernel_error", "skill", "cosine_skill", "depth_shares", "cluster_bootstrap",
            "binned_statistics", "binned_skill", "paired_difference_by_period_bin",
@@ -123,6 +123,52 @@ def dispersion_errors(predicted, true):
         "mae": abs(error).mean("sample").assign_attrs(units="km/s"),
         "mape": (100 * abs(error / true)).mean("sample").assign_attrs(units="%"),
     })
+
+
+def curve_rmse(predicted, true, n_boot=1000, seed=0, level=0.95):
+    """RMSE of phase velocities per wave, over models and periods, with an interval.
+
+    Cells where either side is NaN (no trapped root, a failed model) are left out. The
+    interval resamples whole models (a model's periods are correlated).
+
+    Parameters
+    ----------
+    predicted, true : xarray.DataArray
+        Phase velocities (km/s) on ``(sample, wave, period)``.
+    n_boot, seed, level
+        Bootstrap resamples, seed and coverage (:func:`cluster_bootstrap`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``wave``; columns ``rmse``, ``rmse_low``, ``rmse_high`` (km/s) and
+        ``cells`` (cells used).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> true = xr.DataArray(np.ones((50, 1, 3)), dims=("sample", "wave", "period"),
+    ...                     coords={"wave": ["love"]})
+    >>> table = curve_rmse(true + 0.1, true, n_boot=100)
+    >>> round(float(table.loc["love", "rmse"]), 6), int(table.loc["love", "cells"])
+    (0.1, 150)
+    """
+    import pandas as pd
+
+    squared = ((predicted - true) ** 2).transpose("sample", "wave", ...)
+    rows = {}
+    for wave in squared.wave.values:
+        cells = squared.sel(wave=wave).values.reshape(squared.sizes["sample"], -1)
+
+        def statistic(resampled):
+            return np.sqrt(np.nanmean(resampled.reshape(resampled.shape[0], -1), axis=1))
+
+        low, high = cluster_bootstrap(cells, statistic, n_boot=n_boot, seed=seed, level=level)
+        rows[str(wave)] = {"rmse": float(np.sqrt(np.nanmean(cells))), "rmse_low": low,
+                           "rmse_high": high, "cells": int(np.isfinite(cells).sum())}
+    table = pd.DataFrame(rows).T
+    table.index.name = "wave"
+    return table.astype({"cells": int})
 
 
 def errors_by_period_bin(predicted, true, bins=PERIOD_BINS):

@@ -128,8 +128,8 @@ def available_priors():
     Examples
     --------
     >>> sorted(available_priors())  # doctest: +NORMALIZE_WHITESPACE
-    ['strong', 'strong-corrected', 'strong-decorrelated', 'strong-decorrelated-vp-density',
-     'weak']
+    ['litho1', 'strong', 'strong-corrected', 'strong-decorrelated',
+     'strong-decorrelated-vp-density', 'weak']
     """
     return {name: prior.description for name, prior in _REGISTRY.items()}
 
@@ -716,4 +716,21 @@ register_prior(
     _draw_weak,
     description="random PCHIP knots around a smooth trend with correlated noise "
     "(designed to reduce the prior's imprint)",
+)
+
+
+def _draw_litho1(rng, depth):
+    # LITHO1.0 is read and its training nodes kept once per process, on first use.
+    from .earth import draw_litho1
+
+    return draw_litho1(rng, depth)
+
+
+register_prior(
+    "litho1",
+    _draw_litho1,
+    description="LITHO1.0 continental columns of the training regions, each with random "
+    "crust and lid thicknesses and layer velocities (kernels.earth.draw_litho1)",
+    extras={"node": ("1", "LITHO1.0 node index"),
+            "moho_depth": ("km", "Moho depth below the solid surface")},
 )

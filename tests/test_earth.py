@@ -204,3 +204,86 @@ def test_crust1_grid_agrees_with_the_point_lookup_and_the_oceans():
     share = float(grid.ocean.mean())
     assert 0.5 < share < 0.7, share
     assert set(np.asarray(CRUST1_GROUPS)[np.unique(grid.type)]) >= {"ocean", "craton"}
+
+
+def test_geographic_split_keeps_held_out_regions_away_from_training():
+    """No held-out node lies in a training block, and every training node is more than
+    the buffer (3 degrees in latitude and longitude) from every held-out node."""
+    from kernels.earth import LITHO1_SPLIT, litho1_nodes, litho1_raw, litho1_split
+
+    raw = litho1_raw()
+    lat, lon = raw.latitude.values, raw.longitude.values
+    part = litho1_split(lat, lon)
+    assert set(np.unique(part)) == {"train", "held-out", "buffer"}
+    train, held = part == "train", part == "held-out"
+    buffer = LITHO1_SPLIT["buffer"]
+    # nearest held-out node of each training node, on a subsample (O(n^2) otherwise)
+    rng = np.random.default_rng(0)
+    some = rng.choice(np.flatnonzero(train), 2000, replace=False)
+    d_lat = np.abs(lat[some, None] - lat[None, held])
+    d_lon = np.abs((lon[some, None] - lon[None, held] + 180.0) % 360.0 - 180.0)
+    assert (np.maximum(d_lat, d_lon) > buffer - 1e-9).all()
+    continental_train = litho1_nodes("continental", "train")
+    continental_held = litho1_nodes("continental", "held-out")
+    assert np.intersect1d(continental_train, continental_held).size == 0
+    assert continental_held.size > 1000 and continental_train.size > 4000
+    np.testing.assert_array_equal(part, litho1_split(lat, lon))  # deterministic
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"block": 25.0}, "block must divide"), ({"held_out": 1.0}, "held_out"),
+    ({"buffer": 30.0}, "buffer")])
+def test_litho1_split_rejects_bad_settings(kwargs, match):
+    from kernels.earth import litho1_split
+
+    with pytest.raises(ValueError, match=match):
+        litho1_split([0.0], [0.0], **kwargs)
+
+
+def test_unperturbed_litho1_draw_is_the_column_and_draws_come_from_training_nodes():
+    """With zero perturbation a draw is exactly its node's column; litho1-prior models
+    come only from continental training nodes, pass the forward model's checks, and their
+    Moho moves with the crust's stretch."""
+    from kernels import priors
+    from kernels.config import Grid
+    from kernels.earth import (
+        LITHO1_PERTURBATION,
+        litho1,
+        litho1_nodes,
+        litho1_raw,
+        perturb_litho1,
+    )
+    from kernels.forward import dispersion_curves
+
+    values = litho1_raw()["values"].values[:, :, SAHARA]
+    zero = dict.fromkeys(LITHO1_PERTURBATION, 0.0)
+    zero["density_per_velocity_s"] = 0.4
+    np.testing.assert_array_equal(perturb_litho1(values, np.random.default_rng(1), zero),
+                                  values)
+    stretched = perturb_litho1(values, np.random.default_rng(1),
+                               {**zero, "crust_thickness": 0.5})
+    surface = values[14, 0]  # seds1-top of the Sahara node
+    factor = (stretched[3, 0] - surface) / (values[3, 0] - surface)
+    np.testing.assert_allclose((stretched[5:14, 0] - surface) / (values[5:14, 0] - surface),
+                               factor)  # every crustal boundary by the same factor
+    np.testing.assert_allclose(stretched[0, 0] - stretched[2, 0], values[0, 0] - values[2, 0])
+
+    models = priors.sample("litho1", 30, seed=3)
+    assert np.isin(models.node.values.astype(int), litho1_nodes("continental", "train")).all()
+    grid = Grid()
+    columns = litho1(nodes=models.node.values.astype(int)[:5], grid=grid)
+    ratio = models.moho_depth.values[:5] / columns.moho_depth.values
+    assert (np.abs(np.log(ratio)) < 5 * LITHO1_PERTURBATION["crust_thickness"]).all()
+    curves = dispersion_curves(models.isel(sample=slice(0, 4)), periods=[5.0, 30.0])
+    assert curves.notnull().all()
+
+
+def test_check_targets_counts_misses_and_treats_nan_as_missed():
+    """A value at the target meets it; NaN (not measured) never does."""
+    from kernels.earth import REAL_EARTH_TARGETS, check_targets
+
+    at = check_targets({"rayleigh": REAL_EARTH_TARGETS["rmse"], "love": 0.01},
+                       REAL_EARTH_TARGETS["cosine_skill"], REAL_EARTH_TARGETS["directional_error"])
+    assert at["n_met"] == 4 and at["missed"] == []
+    nan = check_targets({"rayleigh": np.nan, "love": 0.01}, np.nan, 0.5)
+    assert nan["missed"] == ["rmse_rayleigh", "cosine_skill", "directional_error"]

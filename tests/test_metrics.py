@@ -114,3 +114,26 @@ def test_skill_scores_and_depth_shares():
     with pytest.raises(ValueError, match="kind must be"):
         metrics.binned_skill(k.expand_dims(sample=[0], wave=["rayleigh"]),
                              k.expand_dims(sample=[0], wave=["rayleigh"]), kind="ratio")
+
+
+def test_curve_rmse_skips_missing_cells_and_resamples_models():
+    """RMSE per wave over finite cells; the interval brackets it and shrinks with models."""
+    import xarray as xr
+
+    from kernels.metrics import curve_rmse
+
+    rng = np.random.default_rng(0)
+    true = xr.DataArray(rng.uniform(3, 4, (400, 2, 5)), dims=("sample", "wave", "period"),
+                        coords={"wave": ["rayleigh", "love"]})
+    error = rng.normal(0, 0.02, true.shape)
+    predicted = true + error
+    predicted[0, 1, :] = np.nan  # a failed model: left out, not counted as zero
+    table = curve_rmse(predicted, true, n_boot=300, seed=1)
+    expected = np.sqrt(np.nanmean(np.where(np.isnan(predicted.values), np.nan, error)[:, 1] ** 2))
+    assert table.loc["love", "cells"] == 399 * 5
+    np.testing.assert_allclose(table.loc["love", "rmse"], expected, rtol=1e-12)
+    for wave in ("rayleigh", "love"):
+        row = table.loc[wave]
+        assert row.rmse_low < row.rmse < row.rmse_high
+        # sd of the RMSE estimate ~ sigma / sqrt(2 n_cells): the 95 % width is ~4 sd
+        assert row.rmse_high - row.rmse_low < 8 * 0.02 / np.sqrt(2 * 400 * 5)

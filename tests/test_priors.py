@@ -176,7 +176,7 @@ def test_bottom_nodes_follow_the_interior_trend(draws, prior):
     ("kwargs", "match"),
     [
         ({"prior": "medium", "n": 2, "seed": 0},
-         r"Unknown prior 'medium'; valid choices are \['strong', 'strong-corrected', "
+         r"Unknown prior 'medium'; valid choices are \['litho1', 'strong', 'strong-corrected', "
          r"'strong-decorrelated', 'strong-decorrelated-vp-density', 'weak'\]"),
         ({"prior": "weak", "n": 0, "seed": 0}, r"n must be an integer >= 1, got 0"),
         ({"prior": "weak", "n": 2.5, "seed": 0}, r"n must be an integer >= 1, got 2.5"),
