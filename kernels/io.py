@@ -228,14 +228,14 @@ def config_hash(config):
 #: ``"module:name"`` hashes one object of a module (the depth grid, not the
 #: chapter settings that share ``config.py``).
 STAGE_MODULES = {
-    # earth: the litho1 prior's draws (kernels.earth.draw_litho1)
-    "data": ("config:Grid", "priors", "forward", "data", "_parallel", "earth"),
+    # litho1: the litho1 prior's draws (kernels.litho1.draw_litho1)
+    "data": ("config:Grid", "priors", "forward", "data", "_parallel", "litho1"),
     "kernels": ("config:Grid", "forward", "sensitivity", "_secular", "_parallel"),
     "training": ("surrogate",),
     "baselines": ("config:Grid", "forward", "sensitivity", "_secular", "_parallel",
                   "gradients"),
     "earth": ("config:Grid", "forward", "sensitivity", "_secular", "_parallel", "earth",
-              "metrics"),
+              "litho1", "metrics"),
     "sobolev": ("surrogate", "sobolev"),
 }
 

@@ -134,9 +134,15 @@ def curve_rmse(predicted, true, n_boot=1000, seed=0, level=0.95):
     Parameters
     ----------
     predicted, true : xarray.DataArray
-        Phase velocities (km/s) on ``(sample, wave, period)``.
+        Phase velocities (km/s) on ``(sample, wave, period)``, with the same
+        coordinates.
     n_boot, seed, level
         Bootstrap resamples, seed and coverage (:func:`cluster_bootstrap`).
+
+    Raises
+    ------
+    ValueError
+        If the two arrays' coordinates differ.
 
     Returns
     -------
@@ -155,6 +161,8 @@ def curve_rmse(predicted, true, n_boot=1000, seed=0, level=0.95):
     """
     import pandas as pd
 
+    # Exact alignment: mismatched samples or periods are an error, not silently dropped.
+    predicted, true = xr.align(predicted, true, join="exact")
     squared = ((predicted - true) ** 2).transpose("sample", "wave", ...)
     rows = {}
     for wave in squared.wave.values:

@@ -721,7 +721,7 @@ register_prior(
 
 def _draw_litho1(rng, depth):
     # LITHO1.0 is read and its training nodes kept once per process, on first use.
-    from .earth import draw_litho1
+    from .litho1 import draw_litho1
 
     return draw_litho1(rng, depth)
 
@@ -730,7 +730,7 @@ register_prior(
     "litho1",
     _draw_litho1,
     description="LITHO1.0 continental columns of the training regions, each with random "
-    "crust and lid thicknesses and layer velocities (kernels.earth.draw_litho1)",
+    "crust and lid thicknesses and layer velocities (kernels.litho1.draw_litho1)",
     extras={"node": ("1", "LITHO1.0 node index"),
             "moho_depth": ("km", "Moho depth below the solid surface")},
 )

@@ -137,3 +137,15 @@ def test_curve_rmse_skips_missing_cells_and_resamples_models():
         assert row.rmse_low < row.rmse < row.rmse_high
         # sd of the RMSE estimate ~ sigma / sqrt(2 n_cells): the 95 % width is ~4 sd
         assert row.rmse_high - row.rmse_low < 8 * 0.02 / np.sqrt(2 * 400 * 5)
+
+
+def test_curve_rmse_rejects_mismatched_coordinates():
+    """Periods that differ between prediction and truth are an error, not dropped cells."""
+    import xarray as xr
+
+    from kernels.metrics import curve_rmse
+
+    a = xr.DataArray(np.ones((3, 1, 2)), dims=("sample", "wave", "period"),
+                     coords={"wave": ["love"], "period": [2.0, 3.0]})
+    with pytest.raises(ValueError, match="cannot align|indexes along dimension"):
+        curve_rmse(a, a.assign_coords(period=[2.0, 4.0]))
