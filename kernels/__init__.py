@@ -6,9 +6,19 @@ One module per pipeline stage:
 - :mod:`kernels.forward`: dispersion curves from the physics solver (disba);
 - :mod:`kernels.sensitivity`: theoretical depth sensitivity kernels and their forms;
 - :mod:`kernels.data`: models with their dispersion curves, cached on disk;
+- :mod:`kernels.surrogate`: neural surrogates and their autodiff Jacobians;
+- :mod:`kernels.sobolev`: surrogates trained on curves and exact kernels;
+- :mod:`kernels.gradients`: surrogate kernels, baselines and directional derivatives;
+- :mod:`kernels.metrics`: agreement metrics, skill scores and intervals;
+- :mod:`kernels.subspace`: the directions a prior explores;
+- :mod:`kernels.inversion`: gradient-based inversion and Laplace posteriors;
+- :mod:`kernels.posterior`: sampled posteriors with the surrogate and the physics;
+- :mod:`kernels.litho1`: LITHO1.0 columns, a geographic split and the ``litho1`` prior;
+- :mod:`kernels.earth`: a reference mantle below the grid and real-Earth scores;
 - :mod:`kernels.io`: the Datasets exchanged between stages, provenance, safe writes;
 - :mod:`kernels.plotting`: figures;
-- :mod:`kernels.config`: the paper's grid and periods, validated configurations.
+- :mod:`kernels.config`: the paper's grid and periods, validated configurations;
+- :mod:`kernels.cli`: the ``kernels`` command (generate data, train surrogates).
 """
 
 from importlib.metadata import PackageNotFoundError, version
