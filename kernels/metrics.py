@@ -164,13 +164,13 @@ def curve_rmse(predicted, true, n_boot=1000, seed=0, level=0.95):
     # Exact alignment: mismatched samples or periods are an error, not silently dropped.
     predicted, true = xr.align(predicted, true, join="exact")
     squared = ((predicted - true) ** 2).transpose("sample", "wave", ...)
+
+    def statistic(resampled):
+        return np.sqrt(np.nanmean(resampled.reshape(resampled.shape[0], -1), axis=1))
+
     rows = {}
     for wave in squared.wave.values:
         cells = squared.sel(wave=wave).values.reshape(squared.sizes["sample"], -1)
-
-        def statistic(resampled):
-            return np.sqrt(np.nanmean(resampled.reshape(resampled.shape[0], -1), axis=1))
-
         low, high = cluster_bootstrap(cells, statistic, n_boot=n_boot, seed=seed, level=level)
         rows[str(wave)] = {"rmse": float(np.sqrt(np.nanmean(cells))), "rmse_low": low,
                            "rmse_high": high, "cells": int(np.isfinite(cells).sum())}
