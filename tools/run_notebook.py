@@ -14,7 +14,6 @@ Extra ``-p NAME VALUE`` pairs override the profile (values parsed as YAML).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -36,6 +35,11 @@ GLUE_ROLE = re.compile(r"\{glue(?::\w*)?\}`([^`]+)`")
 GLUE_DIRECTIVE = re.compile(r"^\s*(?:```|:::)\{glue(?::\w*)?\}\s+(\S+)", re.MULTILINE)
 
 
+def artifacts_dir(profile):
+    """Where a profile's figures, results and timings go."""
+    return ROOT / "_build" / "artifacts" / profile
+
+
 def load_profile(name, notebook_stem):
     """Parameters of profile ``name`` for one notebook (shared values + overrides)."""
     path = PARAMS / f"{name}.yml"
@@ -46,7 +50,7 @@ def load_profile(name, notebook_stem):
     params = dict(profile.get("parameters", {}))
     params.update(profile.get("overrides", {}).get(notebook_stem, {}))
     params["profile"] = name
-    params["output_dir"] = str(ROOT / "_build" / "artifacts" / name)
+    params["output_dir"] = str(artifacts_dir(name))
     params["cache_dir"] = str(ROOT / "_build" / "cache")
     return params
 
@@ -146,19 +150,15 @@ def write_timing(stem, profile, wall_s, run=None):
 
     ``run`` names one of several executions of the same notebook (a sweep point).
     """
-    folder = ROOT / "_build" / "artifacts" / profile / "timings"
-    folder.mkdir(parents=True, exist_ok=True)
+    from kernels.io import write_json
+
     run = stem if run in (None, stem) else run
     name = stem if run == stem else f"{stem}[{run}]"
     record = {"notebook": stem, "run": run, "profile": profile, "wall_s": round(wall_s, 1),
               "finished": datetime.now(UTC).isoformat(timespec="seconds"),
               "cpu_count": os.cpu_count(), "machine": platform.machine(),
               "python": platform.python_version()}
-    path = folder / f"{name}.json"
-    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as tmp:
-        json.dump(record, tmp, indent=1)
-    os.replace(tmp.name, path)
-    return path
+    return write_json(record, artifacts_dir(profile) / "timings" / f"{name}.json")
 
 
 if __name__ == "__main__":
