@@ -377,6 +377,132 @@ def region_summary(scores, by="region_group", n_boot=1000, seed=0):
     return pd.DataFrame(rows).set_index([by or "region", "wave"])
 
 
+def column_skill(scores, metric="raw_error"):
+    """One kernel skill per column: how far its kernels beat the baseline's on that column.
+
+    ``1 - median(error) / median(baseline error)`` over the column's cells (both
+    waves, every period) where both are finite, the error being ``raw_error``
+    (or any error of :func:`column_scores`) or ``1 - cos`` for ``"cosine"``. A
+    column's median pools about a hundred cells, so the skill is stable enough to
+    map; its bins are not separated (see :func:`region_summary` for bins).
+
+    Parameters
+    ----------
+    scores : xarray.Dataset
+        :func:`column_scores`.
+    metric : str
+        ``"cosine"`` or the name of an error in ``scores`` that has a
+        ``baseline_<metric>``.
+
+    Returns
+    -------
+    xarray.DataArray
+        On ``sample``, with the columns' coordinates; NaN for a column without a
+        usable cell.
+
+    Raises
+    ------
+    ValueError
+        For a metric that ``scores`` lacks, or lacks the baseline of.
+    """
+    if metric not in scores or f"baseline_{metric}" not in scores:
+        raise ValueError(f"metric must name a score with a baseline in scores, got {metric!r}; "
+                         f"available: {sorted(n for n in scores if f'baseline_{n}' in scores)}.")
+    method, base = scores[metric], scores[f"baseline_{metric}"]
+    if metric == "cosine":
+        method, base = 1 - method, 1 - base
+    both = np.isfinite(method) & np.isfinite(base)
+    cells = [d for d in method.dims if d != "sample"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = 1 - (method.where(both).median(cells) / base.where(both).median(cells))
+    return out.rename(f"{metric}_skill").assign_attrs(
+        units="1", long_name=f"skill of the {metric} over the baseline, per column")
+
+
+#: Sea water as :func:`water_effect` puts it on an oceanic column: Vp (km/s) and
+#: density (g/cm^3); Vs is 0.
+SEA_WATER = {"velocity_p": 1.5, "density": 1.03}
+
+
+def water_effect(columns, periods, dc=None):
+    """Rayleigh phase velocities of oceanic columns with their water, against without.
+
+    The columns of :func:`litho1` (``water="remove"``) are solid-earth models;
+    a surface wave at sea also moves the water above them. Here each column
+    gets back a fluid top layer of its ``water_depth`` (Vp and density of
+    :data:`SEA_WATER`, Vs 0), which disba (like surf96) solves as a fluid. Love
+    waves do not enter a fluid (no shear), so only Rayleigh waves change. A root
+    at or above the half-space's Vs is not a trapped mode and is NaN, as in
+    :func:`kernels.forward.dispersion`.
+
+    Parameters
+    ----------
+    columns : xarray.Dataset
+        Models with a ``sample`` dim and a per-sample ``water_depth`` (km).
+    periods : array_like
+        Periods in s.
+    dc : float, optional
+        Root-search step in km/s (default that of :mod:`kernels.forward`).
+
+    Returns
+    -------
+    xarray.Dataset
+        On ``(sample, period)``: ``dry`` and ``wet`` (km/s, NaN without a trapped
+        root) and ``change`` (wet minus dry), with the columns' per-sample
+        coordinates.
+
+    Raises
+    ------
+    ValueError
+        If ``columns`` has no ``water_depth`` or a negative one.
+
+    Examples
+    --------
+    >>> from kernels.earth import litho1_columns
+    >>> c = litho1_columns(1, "oceanic", seed=1)
+    >>> e = water_effect(c, [5.0, 60.0])
+    >>> bool(abs(e.change.sel(period=5.0)) > abs(e.change.sel(period=60.0)))
+    True
+    """
+    from disba import PhaseDispersion
+
+    from .forward import DEFAULT_DC, _solve_one, check_periods, trapped
+    from .io import as_model_arrays
+
+    if "water_depth" not in columns.coords and "water_depth" not in columns:
+        raise ValueError("columns must carry a per-sample water_depth (km), as litho1 gives.")
+    water = np.asarray(columns.water_depth.values, dtype=float)
+    if not (np.isfinite(water).all() and (water >= 0).all()):
+        raise ValueError(f"water_depth must be finite and >= 0 km, got {water.min()!r} "
+                         "at least.")
+    periods = check_periods(periods)
+    dc = DEFAULT_DC if dc is None else dc
+    thickness, velocity_p, velocity_s, density = as_model_arrays(columns)
+    dry = np.full((water.size, periods.size), np.nan)
+    wet = np.full_like(dry, np.nan)
+    for s in range(water.size):
+        model = (thickness[s], velocity_p[s], velocity_s[s], density[s])
+        half_space = velocity_s[s, -1]
+        c = _solve_one(PhaseDispersion(*model, dc=dc), periods, 0, "rayleigh")
+        dry[s] = np.where(trapped(c, half_space), c, np.nan)
+        if water[s] > 0:
+            sea = (np.r_[water[s], model[0]], np.r_[SEA_WATER["velocity_p"], model[1]],
+                   np.r_[0.0, model[2]], np.r_[SEA_WATER["density"], model[3]])
+            c = _solve_one(PhaseDispersion(*sea, dc=dc), periods, 0, "rayleigh")
+        wet[s] = np.where(trapped(c, half_space), c, np.nan)
+    dims = ("sample", "period")
+    keep = {name: columns[name] for name in columns.coords
+            if name != "sample" and columns[name].dims == ("sample",)}
+    out = xr.Dataset({"dry": (dims, dry), "wet": (dims, wet), "change": (dims, wet - dry)},
+                     coords={"sample": columns.sample.values, "period": periods, **keep})
+    for name, long_name in (("dry", "Rayleigh phase velocity, water removed"),
+                            ("wet", "Rayleigh phase velocity, with the water layer"),
+                            ("change", "with water minus without")):
+        out[name].attrs = {"units": "km/s", "long_name": long_name}
+    out.attrs = {"sea_water": str(SEA_WATER), "dc": float(dc)}
+    return out
+
+
 #: The issue's targets on held-out continental columns: curve RMSE per wave (km/s, at
 #: most), the cosine skill over the prior-median kernel in the worst period bin (at
 #: least), and the median directional-derivative error in the worst bin (at most).

@@ -327,3 +327,62 @@ def test_check_targets_counts_misses_and_treats_nan_as_missed():
     assert at["n_met"] == 4 and at["missed"] == []
     nan = check_targets({"rayleigh": np.nan, "love": 0.01}, np.nan, 0.5)
     assert nan["missed"] == ["rmse_rayleigh", "cosine_skill", "directional_error"]
+
+
+def test_column_skill_is_one_minus_the_ratio_of_the_columns_medians():
+    """Half the baseline's error on every cell is a skill of 0.5 per column; cells where
+    either side is NaN do not count; the cosine form uses 1 - cos; a metric without a
+    baseline is refused with the names that have one."""
+    import xarray as xr
+
+    from kernels.earth import column_skill
+
+    rng = np.random.default_rng(4)
+    base = xr.DataArray(rng.uniform(0.1, 1.0, (3, 2, 5)), dims=("sample", "wave", "period"))
+    scores = xr.Dataset({"raw_error": base * 0.5, "baseline_raw_error": base,
+                         "cosine": 1 - base * 0.25, "baseline_cosine": 1 - base})
+    assert_allclose(column_skill(scores).values, 0.5)
+    assert_allclose(column_skill(scores, "cosine").values, 0.75)
+    # A NaN in the method hides that cell from the baseline's median too.
+    scores["raw_error"][0, 0, :] = np.nan
+    scores["baseline_raw_error"][0, 0, :] = 1e6  # would change the median if counted
+    assert_allclose(column_skill(scores).values, 0.5)
+    scores["raw_error"][1] = np.nan
+    assert np.isnan(column_skill(scores).values[1])
+    with pytest.raises(ValueError, match="available: \\['cosine', 'raw_error'\\]"):
+        column_skill(scores, "curve_error")
+
+
+def test_water_effect_agrees_with_fortran_surf96_and_leaves_dry_columns_alone():
+    """With its water layer an oceanic column's Rayleigh curve is that of Fortran surf96
+    (flat earth) for the same fluid-topped model; the water slows the wave most where
+    its wavelength is comparable with the ocean's depth; a column without water is
+    unchanged."""
+    surf96 = pytest.importorskip("pysurf96").surf96
+    from kernels.earth import SEA_WATER, litho1_columns, water_effect
+
+    periods = np.array([3.0, 8.0, 15.0, 40.0])
+    # surf96 holds at most 100 layers: every third node (1.5 km layers), as in
+    # test_forward's comparison; both codes then solve the very same model.
+    columns = litho1_columns(3, "oceanic", seed=3).isel(depth=slice(0, None, 3))
+    columns["thickness"] = columns.thickness * 3
+    effect = water_effect(columns, periods)
+    for s in range(3):
+        m = columns.isel(sample=s)
+        reference = surf96(np.r_[float(m.water_depth), m.thickness.values],
+                           np.r_[SEA_WATER["velocity_p"], m.velocity_p.values],
+                           np.r_[0.0, m.velocity_s.values],
+                           np.r_[SEA_WATER["density"], m.density.values],
+                           periods, wave="rayleigh", mode=1, velocity="phase",
+                           flat_earth=True)
+        # Both bisect to 1e-6 of c; 1e-5 leaves room for surf96's single precision.
+        assert_allclose(effect.wet.values[s], reference, rtol=1e-5)
+    # 1.3-4.1 km of water: at 8 s it slows these columns by 0.24-1.8 km/s
+    assert (effect.change.sel(period=8.0) < -0.1).all()
+    assert (abs(effect.change.sel(period=40.0)) < abs(effect.change.sel(period=8.0))).all()
+    dry = columns.assign_coords(water_depth=("sample", np.zeros(3)))
+    assert_allclose(water_effect(dry, periods).change.values, 0.0)
+    with pytest.raises(ValueError, match="water_depth must be finite and >= 0"):
+        water_effect(columns.assign_coords(water_depth=("sample", [-1.0, 1.0, 1.0])), periods)
+    with pytest.raises(ValueError, match="water_depth"):
+        water_effect(priors.sample("weak", 1, seed=0), periods)
