@@ -16,6 +16,7 @@ import os
 import platform
 import shutil
 import tempfile
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -36,6 +37,12 @@ __all__ = [
     "cached_dataset",
     "write_json",
     "save_figure",
+    "BUILD_STAGES",
+    "STAGE_LOG_ENV",
+    "stage_timer",
+    "read_stage_log",
+    "stage_minutes",
+    "timing_tables",
 ]
 
 #: Variables of a layered model, their units and long names.
@@ -357,3 +364,156 @@ def save_figure(fig, path):
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
     return path
+
+
+#: The build's costly stages (inversion: optimisation and sampling), timed by
+#: :func:`stage_timer`; everything else a notebook does (scoring, figures, tables)
+#: is "evaluation".
+BUILD_STAGES = ("data", "kernels", "training", "inversion")
+
+#: Environment variable naming the file that :func:`stage_timer` appends to; the
+#: notebook runner (``tools/run_notebook.py``) sets it for each execution.
+STAGE_LOG_ENV = "KERNELS_STAGE_LOG"
+
+_open_stage = []
+
+
+@contextlib.contextmanager
+def stage_timer(stage, label):
+    """Time one block of a build stage and log it for the runner.
+
+    ``with stage_timer("data", "strong"): ...`` appends one JSON line
+    ``{"stage", "label", "seconds"}`` to the file named by :data:`STAGE_LOG_ENV`
+    when the block finishes; without that variable (an interactive session) it
+    only times. A block that found its result in the cache logs the seconds it
+    took, so shares describe the build that ran. Blocks must not nest: nested time
+    would count twice.
+
+    Parameters
+    ----------
+    stage : str
+        One of :data:`BUILD_STAGES`.
+    label : str
+        What was made (a prior, a surrogate's name).
+
+    Raises
+    ------
+    ValueError
+        For an unknown stage.
+    RuntimeError
+        When opened inside another timed block.
+
+    Examples
+    --------
+    >>> with stage_timer("data", "weak"):
+    ...     pass
+    """
+    if stage not in BUILD_STAGES:
+        raise ValueError(f"stage must be one of {BUILD_STAGES}, got {stage!r}.")
+    if _open_stage:
+        raise RuntimeError(f"stage_timer({stage!r}, {label!r}) opened inside "
+                           f"{_open_stage[-1]}: nested time would count twice.")
+    _open_stage.append(f"stage_timer{(stage, str(label))}")
+    start = time.perf_counter()
+    try:
+        yield
+        seconds = time.perf_counter() - start
+        log = os.environ.get(STAGE_LOG_ENV)
+        if log:
+            line = json.dumps({"stage": stage, "label": str(label), "seconds": seconds})
+            with open(log, "a") as handle:
+                handle.write(line + "\n")
+    finally:
+        _open_stage.pop()
+
+
+def read_stage_log(path):
+    """The records :func:`stage_timer` appended to ``path`` (none if it is absent)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def stage_minutes(records, wall_s):
+    """Minutes per build stage of one execution, the rest as ``evaluation``.
+
+    Parameters
+    ----------
+    records : list of dict
+        :func:`read_stage_log` of the execution.
+    wall_s : float
+        The execution's wall time in seconds.
+
+    Returns
+    -------
+    dict
+        Minutes for each of :data:`BUILD_STAGES` and ``evaluation`` (the wall
+        time not in any timed block), in that order.
+
+    Examples
+    --------
+    >>> stage_minutes([{"stage": "data", "label": "weak", "seconds": 60.0}], 150.0)
+    {'data': 1.0, 'kernels': 0.0, 'training': 0.0, 'inversion': 0.0, 'evaluation': 1.5}
+    """
+    out = dict.fromkeys(BUILD_STAGES, 0.0)
+    for record in records:
+        out[record["stage"]] += record["seconds"] / 60
+    out["evaluation"] = max(0.0, wall_s / 60 - sum(out.values()))
+    return out
+
+
+def timing_tables(records):
+    """The build's time per notebook and per timed stage, from the runner's records.
+
+    A notebook's own run (``run`` equal to its name) stands alone; a notebook run
+    only under other names (a sweep's points) is the sum of those runs.
+
+    Parameters
+    ----------
+    records : list of dict
+        Timing records of ``tools/run_notebook.py`` (``notebook``, ``run``,
+        ``wall_s``, ``finished``, ``cpu_count``, and, from records that have them,
+        ``stages`` and ``stage_minutes``).
+
+    Returns
+    -------
+    (pandas.DataFrame, pandas.DataFrame)
+        Per notebook (index): ``runs``, ``minutes``, ``last_finished``, ``cores``,
+        and minutes per stage of :data:`BUILD_STAGES` plus ``evaluation`` (NaN for
+        a notebook whose records predate stage timing). Per ``(stage, label)``:
+        ``minutes`` and ``blocks`` over every counted run, largest first.
+
+    Examples
+    --------
+    >>> per_notebook, per_label = timing_tables([
+    ...     {"notebook": "03-a", "run": "03-a", "wall_s": 120.0, "finished": "t",
+    ...      "cpu_count": 2, "stages": [{"stage": "data", "label": "weak", "seconds": 60.0}],
+    ...      "stage_minutes": stage_minutes([{"stage": "data", "seconds": 60.0}], 120.0)}])
+    >>> per_notebook.loc["03-a", ["minutes", "data", "evaluation"]].tolist()
+    [2.0, 1.0, 1.0]
+    >>> float(per_label.loc[("data", "weak"), "minutes"])
+    1.0
+    """
+    import pandas as pd
+
+    columns = ["notebook", "run", "wall_s", "finished", "cpu_count"]
+    parts = list(BUILD_STAGES) + ["evaluation"]
+    table = pd.DataFrame([{**{k: r.get(k) for k in columns},
+                           **(r.get("stage_minutes") or dict.fromkeys(parts, float("nan")))}
+                          for r in records], columns=columns + parts)
+    own = table[table.run == table.notebook]
+    table = pd.concat([own, table[~table.notebook.isin(own.notebook)]])
+    kept = {(r["notebook"], r["run"]) for r in table[["notebook", "run"]].to_dict("records")}
+    per_notebook = table.groupby("notebook", sort=True).agg(
+        runs=("run", "size"), minutes=("wall_s", lambda w: w.sum() / 60),
+        last_finished=("finished", "max"), cores=("cpu_count", "max"),
+        **{part: (part, lambda m: m.sum(min_count=len(m))) for part in parts})
+    blocks = [{"stage": b["stage"], "label": b["label"], "minutes": b["seconds"] / 60}
+              for r in records if (r["notebook"], r["run"]) in kept
+              for b in r.get("stages", [])]
+    per_label = (pd.DataFrame(blocks, columns=["stage", "label", "minutes"])
+                 .groupby(["stage", "label"]).agg(minutes=("minutes", "sum"),
+                                                  blocks=("minutes", "size"))
+                 .sort_values("minutes", ascending=False))
+    return per_notebook, per_label

@@ -104,3 +104,69 @@ def test_cache_keys_follow_the_code_they_depend_on(tmp_path, monkeypatch):
     finally:
         monkeypatch.undo()
         io.code_hash.cache_clear()
+
+
+def test_stage_timer_logs_finished_blocks_only_where_asked(tmp_path, monkeypatch):
+    """A timed block appends one record to the runner's log; without the variable it
+    logs nothing; a failing block logs nothing; nesting and unknown stages are refused;
+    the stage minutes leave the untimed rest as evaluation."""
+    log = tmp_path / "stages.jsonl"
+    monkeypatch.delenv(io.STAGE_LOG_ENV, raising=False)
+    with io.stage_timer("data", "weak"):
+        pass
+    assert not log.exists()
+    monkeypatch.setenv(io.STAGE_LOG_ENV, str(log))
+    with io.stage_timer("training", "weak"):
+        pass
+    with pytest.raises(KeyError), io.stage_timer("kernels", "failing"):
+        raise KeyError("boom")
+    with io.stage_timer("data", 3):
+        pass
+    records = io.read_stage_log(log)
+    assert [(r["stage"], r["label"]) for r in records] == [("training", "weak"), ("data", "3")]
+    assert all(r["seconds"] >= 0 for r in records)
+    with pytest.raises(RuntimeError, match="nested"), io.stage_timer("data", "outer"):
+        with io.stage_timer("training", "inner"):
+            pass
+    with io.stage_timer("inversion", "after a refused nesting"):  # the stack was unwound
+        pass
+    with pytest.raises(ValueError, match="stage must be one of"):
+        with io.stage_timer("plotting", "x"):
+            pass
+    assert io.read_stage_log(tmp_path / "absent.jsonl") == []
+    minutes = io.stage_minutes([{"stage": "data", "seconds": 120.0},
+                                {"stage": "data", "seconds": 60.0},
+                                {"stage": "training", "seconds": 30.0}], 600.0)
+    assert minutes == {"data": 3.0, "kernels": 0.0, "training": 0.5, "inversion": 0.0,
+                       "evaluation": 6.5}
+    assert io.stage_minutes([{"stage": "data", "seconds": 90.0}], 60.0)["evaluation"] == 0.0
+
+
+def test_timing_tables_count_own_runs_and_sweep_points_once():
+    """A chapter's own run stands alone (a stray run of it under another name is not
+    added); a notebook run only as sweep points is their sum; a record from before
+    stage timing leaves its stage columns NaN; blocks are summed per (stage, label)."""
+    def record(notebook, run, wall, stages=()):
+        stages = [{"stage": s, "label": label, "seconds": sec} for s, label, sec in stages]
+        return {"notebook": notebook, "run": run, "wall_s": wall, "finished": "2026-12-03",
+                "cpu_count": 2, "stages": stages,
+                "stage_minutes": io.stage_minutes(stages, wall)}
+
+    records = [record("03-x", "03-x", 600.0, [("data", "weak", 120.0),
+                                              ("training", "weak", 300.0)]),
+               record("03-x", "other", 60.0, [("data", "weak", 60.0)]),
+               record("p", "a=1", 120.0, [("training", "weak", 60.0)]),
+               record("p", "a=2", 180.0, [("training", "weak", 120.0)]),
+               {"notebook": "01-y", "run": "01-y", "wall_s": 30.0, "finished": "t",
+                "cpu_count": 2}]
+    per_notebook, per_label = io.timing_tables(records)
+    assert per_notebook.loc["03-x", "minutes"] == 10.0
+    assert per_notebook.loc["03-x", "runs"] == 1
+    assert per_notebook.loc["03-x", ["data", "training", "evaluation"]].tolist() == [2.0, 5.0,
+                                                                                    3.0]
+    assert per_notebook.loc["p", "minutes"] == 5.0 and per_notebook.loc["p", "training"] == 3.0
+    assert np.isnan(per_notebook.loc["01-y", "data"])
+    assert per_label.loc[("training", "weak"), "minutes"] == 8.0
+    assert per_label.loc[("training", "weak"), "blocks"] == 3
+    assert per_label.loc[("data", "weak"), "minutes"] == 2.0  # the stray run is not counted
+    assert per_label.index[0] == ("training", "weak")

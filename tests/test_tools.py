@@ -252,3 +252,30 @@ def test_an_override_the_notebook_does_not_declare_is_an_error(tmp_path):
                            "--profile", "ci",
                            "--output", str(tmp_path / "x.ipynb"), "-p", "n_dat", "100"])
     assert not (tmp_path / "x.ipynb").exists()
+
+
+def test_the_runner_records_the_stages_a_notebook_timed(tmp_path, monkeypatch):
+    """The executed notebook's kernel logs its timed stages to the runner, which keeps
+    them, with their minutes, in the notebook's timing record."""
+    import run_notebook
+
+    monkeypatch.setattr(run_notebook, "ROOT", tmp_path)
+    source = tmp_path / "toy.md"
+    source.write_text(
+        "---\njupytext:\n  text_representation:\n    extension: .md\n"
+        "    format_name: myst\nkernelspec:\n  display_name: Python 3\n"
+        "  language: python\n  name: python3\n---\n\n# Toy\n\n"
+        "```{code-cell} ipython3\n:tags: [parameters]\n\nseed = 1\n```\n\n"
+        "```{code-cell} ipython3\nimport time\n\nfrom kernels.io import stage_timer\n\n"
+        "with stage_timer('data', 'toy'):\n    time.sleep(0.2)\n"
+        "with stage_timer('training', 'toy'):\n    pass\n```\n")
+    run_notebook.main([str(source), "--profile", "ci", "--output",
+                       str(tmp_path / "out" / "toy.ipynb")])
+    record = json.loads((tmp_path / "_build" / "artifacts" / "ci" / "timings"
+                         / "toy.json").read_text())
+    assert [(r["stage"], r["label"]) for r in record["stages"]] == [("data", "toy"),
+                                                                     ("training", "toy")]
+    assert record["stages"][0]["seconds"] >= 0.2
+    minutes = record["stage_minutes"]
+    assert set(minutes) == {"data", "kernels", "training", "inversion", "evaluation"}
+    assert sum(minutes.values()) == pytest.approx(record["wall_s"] / 60, abs=0.01)

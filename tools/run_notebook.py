@@ -28,6 +28,8 @@ import nbformat
 import papermill
 import yaml
 
+from kernels.io import STAGE_LOG_ENV, read_stage_log, stage_minutes, write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "book" / "params"
 # myst-nb's glue roles ({glue}`key`, {glue:text}`key:format`, ...) and directives.
@@ -115,6 +117,9 @@ def main(argv=None):
         executed = Path(tmp) / "executed.ipynb"
         # The kernel must run this interpreter (the project's venv).
         os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+        # The kernel inherits this: kernels.io.stage_timer logs each timed stage there.
+        stage_log = Path(tmp) / "stages.jsonl"
+        os.environ[STAGE_LOG_ENV] = str(stage_log)
         started = time.perf_counter()
         try:
             papermill.execute_notebook(
@@ -140,24 +145,29 @@ def main(argv=None):
                 cell.metadata["tags"] = [*tags, "remove-cell"]
         nbformat.write(result, executed)
         wall = time.perf_counter() - started
-        write_timing(stem, args.profile, wall, run=args.output.stem)
+        stages = read_stage_log(stage_log)
+        write_timing(stem, args.profile, wall, run=args.output.stem, stages=stages)
         os.replace(executed, args.output)
-    print(f"[{stem}] wrote {args.output} in {wall / 60:.1f} min", flush=True)
+    shares = ", ".join(f"{name} {minutes:.1f}" for name, minutes
+                       in stage_minutes(stages, wall).items() if minutes >= 0.05)
+    print(f"[{stem}] wrote {args.output} in {wall / 60:.1f} min ({shares or 'evaluation'} min)",
+          flush=True)
 
 
-def write_timing(stem, profile, wall_s, run=None):
+def write_timing(stem, profile, wall_s, run=None, stages=()):
     """Record one notebook's execution wall time for the page "Reproducing this book".
 
-    ``run`` names one of several executions of the same notebook (a sweep point).
+    ``run`` names one of several executions of the same notebook (a sweep point);
+    ``stages`` are the :func:`kernels.io.stage_timer` records of the execution, kept
+    with their minutes per stage (:func:`kernels.io.stage_minutes`).
     """
-    from kernels.io import write_json
-
     run = stem if run in (None, stem) else run
     name = stem if run == stem else f"{stem}[{run}]"
     record = {"notebook": stem, "run": run, "profile": profile, "wall_s": round(wall_s, 1),
               "finished": datetime.now(UTC).isoformat(timespec="seconds"),
               "cpu_count": os.cpu_count(), "machine": platform.machine(),
-              "python": platform.python_version()}
+              "python": platform.python_version(), "stages": list(stages),
+              "stage_minutes": stage_minutes(stages, wall_s)}
     return write_json(record, artifacts_dir(profile) / "timings" / f"{name}.json")
 
 
