@@ -325,6 +325,20 @@ class SurrogateChapterConfig(_ChapterConfig):
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}.")
 
+    def training_key(self):
+        """The settings that change a trained network, for its cache key.
+
+        Not the profile's name, the processes, the data-store chunk or the data
+        size (a store's own key carries its size): a profile that trains the
+        same network on the same store finds it in the cache.
+        """
+        return {name: getattr(self, name) for name in TRAINING_KEY_FIELDS}
+
+
+#: The fields of :class:`SurrogateChapterConfig` that key a trained network.
+TRAINING_KEY_FIELDS = ("seed", "architecture", "architecture_options", "epochs", "batch_size",
+                       "patience", "learning_rate")
+
 
 @dataclass(frozen=True)
 class EmergenceChapterConfig(_ChapterConfig):

@@ -508,7 +508,7 @@ def train_sobolev(store, training, cache_dir, n_kernel_models, settings, n_jobs=
     """
     train = load_split(store, "train")
     validation = load_split(store, "validation")
-    key = {"data": store.attrs["config"], "training": training.to_dict(),
+    key = {"data": store.attrs["config"], "training": training.training_key(),
            "code": code_hash("sobolev"), "kernels_code": code_hash("kernels"),
            "n_kernel_models": int(n_kernel_models), "settings": asdict(settings)}
     path = (Path(cache_dir) / "surrogates"

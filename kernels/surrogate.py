@@ -762,7 +762,7 @@ def train_for_store(store, training, cache_dir, init_seed=None, metadata=None,
 
     prior = store.attrs["prior"]
     # The store's config carries the data code's hash; the training code's is added.
-    key = {"data": store.attrs["config"], "training": training.to_dict(),
+    key = {"data": store.attrs["config"], "training": training.training_key(),
            "code": code_hash("training"), "format": CHECKPOINT_FORMAT}
     precision = resolve_precision("auto", training.architecture)
     if precision != "float32":  # float32 keys stay as they were before mixed precision

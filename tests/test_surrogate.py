@@ -232,3 +232,11 @@ def test_train_for_store_caches_by_data_and_settings(tmp_path):
     assert first.checkpoint_.parent == tmp_path / "surrogates"
     assert other.checkpoint_ != first.checkpoint_ and "seed7" in other.checkpoint_.name
     assert first.metadata_["prior"] == "weak"
+    # Another profile's name, processes, chunk or nominal size reuse the network ...
+    import dataclasses
+
+    same = dataclasses.replace(training, profile="full", n_jobs=1, chunk_size=7, n_data=9999)
+    assert surrogate.train_for_store(store, same, tmp_path).checkpoint_ == first.checkpoint_
+    # ... a training setting does not.
+    longer = dataclasses.replace(training, epochs=3)
+    assert surrogate.train_for_store(store, longer, tmp_path).checkpoint_ != first.checkpoint_
