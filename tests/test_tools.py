@@ -260,7 +260,10 @@ def test_the_runner_records_the_stages_a_notebook_timed(tmp_path, monkeypatch):
     import run_notebook
 
     monkeypatch.setattr(run_notebook, "ROOT", tmp_path)
-    source = tmp_path / "toy.md"
+    # As make calls it: paths relative to the root, while the kernel runs in book/.
+    monkeypatch.chdir(tmp_path)
+    source = Path("book") / "toy.md"
+    source.parent.mkdir()
     source.write_text(
         "---\njupytext:\n  text_representation:\n    extension: .md\n"
         "    format_name: myst\nkernelspec:\n  display_name: Python 3\n"
@@ -269,8 +272,7 @@ def test_the_runner_records_the_stages_a_notebook_timed(tmp_path, monkeypatch):
         "```{code-cell} ipython3\nimport time\n\nfrom kernels.io import stage_timer\n\n"
         "with stage_timer('data', 'toy'):\n    time.sleep(0.2)\n"
         "with stage_timer('training', 'toy'):\n    pass\n```\n")
-    run_notebook.main([str(source), "--profile", "ci", "--output",
-                       str(tmp_path / "out" / "toy.ipynb")])
+    run_notebook.main([str(source), "--profile", "ci", "--output", "out/toy.ipynb"])
     record = json.loads((tmp_path / "_build" / "artifacts" / "ci" / "timings"
                          / "toy.json").read_text())
     assert [(r["stage"], r["label"]) for r in record["stages"]] == [("data", "toy"),

@@ -118,7 +118,7 @@ def main(argv=None):
         # The kernel must run this interpreter (the project's venv).
         os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
         # The kernel inherits this: kernels.io.stage_timer logs each timed stage there.
-        stage_log = Path(tmp) / "stages.jsonl"
+        stage_log = (Path(tmp) / "stages.jsonl").resolve()  # the kernel runs in book/
         os.environ[STAGE_LOG_ENV] = str(stage_log)
         started = time.perf_counter()
         try:
