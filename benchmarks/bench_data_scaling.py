@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
-import yaml
 
+from kernels.config import load_profile
 from kernels.data import generate_cached, load_split
 from kernels.surrogate import Surrogate
 
@@ -43,7 +43,7 @@ def main():
     parser.add_argument("--cache-dir", default=str(ROOT / "_build" / "cache"))
     parser.add_argument("--n-jobs", type=int, default=2)
     args = parser.parse_args()
-    p = yaml.safe_load((ROOT / "book" / "params" / "default.yml").read_text())["parameters"]
+    p = load_profile("default").flat()
 
     def store(n, seed):
         # the book's stores: shared with (and partly copied from) the book's cache

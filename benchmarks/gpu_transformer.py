@@ -106,10 +106,10 @@ TOY_ARCHITECTURE = {"d_model": 16, "heads": 2, "encoder_layers": 1, "decoder_lay
 
 
 def _profile(name):
-    import yaml
+    """A profile's settings by their plain names (``kernels.config.load_profile``)."""
+    from kernels.config import load_profile
 
-    with open(ROOT / "book" / "params" / f"{name}.yml") as f:
-        return yaml.safe_load(f)["parameters"]
+    return dict(load_profile(name).flat())
 
 
 def _paper_settings(toy=False):

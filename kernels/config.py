@@ -5,8 +5,11 @@ The paper's setup (Yu, Cai & Liu, 2026) fixes a depth grid of 256 nodes every
 the top of the half-space, and 59 periods 2, 3, ..., 60 s. Every stage of the
 pipeline uses these unless told otherwise.
 
-Notebook configurations are frozen dataclasses built from papermill's plain
-literals, so a typo in a profile fails loudly before any computation starts.
+A build runs on one parameter profile (``book/params/<name>.yml``), loaded into
+a validated, frozen :class:`Profile` with one section per stage
+(:func:`load_profile`); each chapter builds its frozen configuration from it
+(``SurrogateChapterConfig.from_profile(profile)``), so a typo in a profile or
+an override fails loudly, with the valid names, before any computation starts.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -23,6 +27,10 @@ __all__ = [
     "WAVES",
     "DEFAULT_TRAINING",
     "Grid",
+    "Profile",
+    "PROFILE_SECTIONS",
+    "load_profile",
+    "available_profiles",
     "DataChapterConfig",
     "KernelChapterConfig",
     "SurrogateChapterConfig",
@@ -120,6 +128,263 @@ class Grid:
         return np.full(self.n_nodes, float(self.spacing))
 
 
+#: Where the book's profiles live (``<name>.yml``).
+PROFILE_DIR = Path(__file__).resolve().parents[1] / "book" / "params"
+
+
+@dataclass(frozen=True)
+class RunSection:
+    """Settings every stage shares: the base seed and the worker processes (-1: all)."""
+
+    seed: int
+    n_jobs: int
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """Chapter "Data and priors": models per prior, and per prior of the root-step audit."""
+
+    n_models: int
+    n_audit_models: int
+
+
+@dataclass(frozen=True)
+class KernelSection:
+    """Chapter "Theoretical sensitivity kernels": exact kernels of ``n_kernel_models``
+    models per prior; disba's finite differences on ``n_disba_models`` at
+    ``disba_periods`` (s)."""
+
+    n_kernel_models: int
+    n_disba_models: int
+    disba_periods: tuple
+
+
+@dataclass(frozen=True)
+class TrainingSection:
+    """The surrogates: data-set sizes (the strong prior's own), the network and its
+    training, and the test RMSE per wave (km/s) that chapter 3 checks."""
+
+    n_data: int
+    n_data_strong: int
+    architecture: str
+    architecture_options: dict
+    epochs: int
+    batch_size: int
+    patience: int
+    learning_rate: float
+    target_rmse: float
+
+
+@dataclass(frozen=True)
+class EmergenceSection:
+    """Kernel emergence: held-out models scored per chapter, seeds of the ensemble."""
+
+    n_eval_models: int
+    n_seeds: int
+
+
+@dataclass(frozen=True)
+class DerivativeSection:
+    """Derivative-informed surrogates: their data set, kernel budgets (shares of the
+    training models), derivative weights tried, and the data-only comparison sizes."""
+
+    n_data_derivative: int
+    kernel_budgets: tuple
+    derivative_weights: tuple
+    weight_budget: float
+    n_weight_models: int
+    strong_budget: float
+    data_only_sizes: tuple
+
+
+@dataclass(frozen=True)
+class InversionSection:
+    """Inversion and sampled posteriors of strong-prior test models."""
+
+    n_targets: int
+    noise_sigma: float
+    noise_fraction: float
+    noise_correlation_length: float
+    max_iter: int
+    adam_steps: int
+    n_calibration: int
+    n_calibration_physics: int
+    n_posterior_targets: int
+    n_walkers: int
+    n_steps: int
+    n_burn: int
+    n_sbc: int
+    n_sbc_physics: int
+
+
+@dataclass(frozen=True)
+class EarthSection:
+    """Real Earth: LITHO1.0 test columns, continental (held out) and oceanic."""
+
+    n_continental: int
+    n_oceanic: int
+
+
+#: A profile's sections, in file order, and the class of each.
+PROFILE_SECTIONS = {"run": RunSection, "data": DataSection, "kernels": KernelSection,
+                    "training": TrainingSection, "emergence": EmergenceSection,
+                    "derivative": DerivativeSection, "inversion": InversionSection,
+                    "earth": EarthSection}
+
+
+def _as_type(dotted, kind, value):
+    """``value`` as the field type ``kind`` (an annotation string), or a clear error."""
+    if kind == "int":
+        ok = isinstance(value, int | np.integer) and not isinstance(value, bool)
+    elif kind == "float":
+        ok = isinstance(value, int | float | np.number) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif kind == "str":
+        ok = isinstance(value, str)
+    elif kind == "tuple":
+        ok = isinstance(value, list | tuple)
+        value = tuple(value) if ok else value
+    else:  # dict
+        ok = isinstance(value, dict)
+    if not ok:
+        raise ValueError(f"{dotted} must be of type {kind}, got {value!r}.")
+    return value
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One build's settings: a name, a description and one section per stage.
+
+    Load one with :func:`load_profile`. Every setting has one name across the
+    sections (``seed``, ``n_data``, ...), so a chapter's configuration finds its
+    fields by name (``_ChapterConfig.from_profile``); overrides use the dotted
+    form ``section.name``.
+    """
+
+    name: str
+    description: str
+    run: RunSection
+    data: DataSection
+    kernels: KernelSection
+    training: TrainingSection
+    emergence: EmergenceSection
+    derivative: DerivativeSection
+    inversion: InversionSection
+    earth: EarthSection
+
+    @classmethod
+    def from_dict(cls, name, raw):
+        """Build and validate a profile from a file's mapping (every setting required)."""
+        if not isinstance(raw, dict):
+            raise ValueError(f"profile {name!r} must be a mapping of sections, got {raw!r}.")
+        unknown = sorted(set(raw) - set(PROFILE_SECTIONS) - {"description"})
+        missing = sorted(set(PROFILE_SECTIONS) - set(raw))
+        if unknown or missing:
+            raise ValueError(f"profile {name!r}: unknown sections {unknown}, missing sections "
+                             f"{missing}; the sections are {list(PROFILE_SECTIONS)}.")
+        sections = {}
+        for section, kind in PROFILE_SECTIONS.items():
+            given = raw[section] or {}
+            fields = {f.name: f.type for f in dataclasses.fields(kind)}
+            unknown = sorted(set(given) - set(fields))
+            missing = sorted(set(fields) - set(given))
+            if unknown or missing:
+                raise ValueError(f"profile {name!r}, section {section!r}: unknown settings "
+                                 f"{unknown}, missing settings {missing}; its settings are "
+                                 f"{list(fields)}.")
+            sections[section] = kind(**{key: _as_type(f"{section}.{key}", fields[key], value)
+                                        for key, value in given.items()})
+        return cls(name=name, description=str(raw.get("description", "")), **sections)
+
+    def settings(self):
+        """Every setting by its dotted name, ``{"training.epochs": 300, ...}``."""
+        return {f"{section}.{key}": value for section in PROFILE_SECTIONS
+                for key, value in dataclasses.asdict(getattr(self, section)).items()}
+
+    def flat(self):
+        """Every setting by its plain name (names are unique across sections)."""
+        return {dotted.split(".", 1)[1]: value for dotted, value in self.settings().items()}
+
+    def with_overrides(self, overrides):
+        """A copy with some settings replaced, ``{"training.epochs": 5, ...}``.
+
+        Raises
+        ------
+        ValueError
+            For a name that is not a dotted setting of the profile (the message
+            lists them all), or a value of the wrong type.
+        """
+        valid = self.settings()
+        unknown = sorted(set(overrides) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown profile settings {unknown}; the settings are "
+                             f"{sorted(valid)}.")
+        raw = {section: dataclasses.asdict(getattr(self, section))
+               for section in PROFILE_SECTIONS}
+        for dotted, value in overrides.items():
+            section, key = dotted.split(".", 1)
+            raw[section][key] = value
+        return Profile.from_dict(self.name, {"description": self.description, **raw})
+
+    def to_dict(self):
+        """Plain-literal form: name, description and the sections (for provenance)."""
+        return dataclasses.asdict(self)
+
+
+def _check_unique_setting_names():
+    names = [f.name for kind in PROFILE_SECTIONS.values() for f in dataclasses.fields(kind)]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:  # pragma: no cover - a programming error caught at import
+        raise RuntimeError(f"profile settings must have unique names; repeated: {repeated}")
+
+
+_check_unique_setting_names()
+
+
+def available_profiles(directory=None):
+    """Names of the profiles in ``directory`` (default the book's ``book/params``)."""
+    return sorted(p.stem for p in Path(directory or PROFILE_DIR).glob("*.yml"))
+
+
+def load_profile(name, overrides=None, directory=None):
+    """Load, validate and freeze a parameter profile, with overrides.
+
+    Parameters
+    ----------
+    name : str
+        A profile in ``directory`` (``<name>.yml``).
+    overrides : dict, optional
+        Settings to replace, by dotted name (``{"training.epochs": 5}``).
+    directory : str or Path, optional
+        Default ``book/params`` of this repository.
+
+    Returns
+    -------
+    Profile
+
+    Raises
+    ------
+    ValueError
+        For an unknown profile (listing the available ones), a file whose
+        sections or settings differ from :data:`PROFILE_SECTIONS`, a value of the
+        wrong type, or an unknown override (listing the valid names).
+
+    Examples
+    --------
+    >>> p = load_profile("ci", {"training.epochs": 5})
+    >>> p.training.epochs, p.run.seed
+    (5, 2026)
+    """
+    import yaml
+
+    path = Path(directory or PROFILE_DIR) / f"{name}.yml"
+    if not path.exists():
+        raise ValueError(f"unknown profile {name!r}; the profiles are "
+                         f"{available_profiles(directory)}.")
+    profile = Profile.from_dict(name, yaml.safe_load(path.read_text()))
+    return profile.with_overrides(overrides) if overrides else profile
+
+
 def _check_positive_int(name, value, minimum=1):
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
@@ -139,6 +404,25 @@ def _check_jobs(n_jobs):
 
 class _ChapterConfig:
     """Shared behaviour of the chapters' frozen configs."""
+
+    #: Fields whose profile setting has another name (field -> setting).
+    PROFILE_NAMES = {}
+
+    @classmethod
+    def from_profile(cls, profile, **changes):
+        """The chapter's configuration from a :class:`Profile`, plus ``changes``.
+
+        Each field takes the profile's setting of the same name (or the one
+        :attr:`PROFILE_NAMES` gives), ``profile`` takes the profile's name, and
+        fields the profile does not set keep their defaults.
+        """
+        flat = profile.flat()
+        values = {"profile": profile.name}
+        for field in dataclasses.fields(cls):
+            source = cls.PROFILE_NAMES.get(field.name, field.name)
+            if source in flat:
+                values[field.name] = flat[source]
+        return cls(**{**values, **changes})
 
     @property
     def periods(self):
@@ -484,6 +768,8 @@ class DerivativeChapterConfig(_ChapterConfig):
         Processes for data and kernels.
     """
 
+    PROFILE_NAMES = {"n_data": "n_data_derivative", "weights": "derivative_weights"}
+
     profile: str = "default"
     n_data: int = 4000
     kernel_budgets: tuple = (0.0, 0.01, 0.05, 0.2, 1.0)
@@ -571,6 +857,8 @@ class InversionChapterConfig(_ChapterConfig):
     n_jobs : int
         Processes (data generation, parallel posterior runs).
     """
+
+    PROFILE_NAMES = {"n_data": "n_data_strong"}
 
     profile: str = "default"
     n_data: int = 70000

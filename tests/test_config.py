@@ -1,7 +1,6 @@
 """Tests of kernels.config and of the book's parameter profiles."""
 
 import dataclasses
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from kernels.config import (
     KernelChapterConfig,
     RealEarthChapterConfig,
     SurrogateChapterConfig,
+    load_profile,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,69 +70,83 @@ def test_config_is_frozen():
         config.n_models = 3
 
 
+CHAPTER_CONFIGS = (DataChapterConfig, KernelChapterConfig, SurrogateChapterConfig,
+                   EmergenceChapterConfig, ArtifactsChapterConfig, DerivativeChapterConfig,
+                   InversionChapterConfig, RealEarthChapterConfig)
+
+
 @pytest.mark.parametrize("profile", ["ci", "default", "paper", "paper-smoke"])
 def test_profiles_build_valid_configs(profile):
-    """Every profile file parses and yields a valid config for the data chapter."""
-    sys.path.insert(0, str(ROOT / "tools"))
-    import run_notebook
+    """Every profile file loads, and yields a valid configuration for every chapter,
+    with the profile's values (renamed fields included) and its name."""
+    setup = load_profile(profile)
+    assert setup.name == profile and setup.description
+    for kind in CHAPTER_CONFIGS:
+        config = kind.from_profile(setup)
+        assert config.profile == profile
+        for field in dataclasses.fields(kind):
+            source = kind.PROFILE_NAMES.get(field.name, field.name)
+            if source in setup.flat():
+                expected = setup.flat()[source]
+                assert getattr(config, field.name) == expected, (kind.__name__, field.name)
+    strong = SurrogateChapterConfig.from_profile(setup, n_data=setup.training.n_data_strong)
+    assert strong.n_data == setup.training.n_data_strong  # the chapters' explicit changes
+    assert InversionChapterConfig.from_profile(setup).n_data == setup.training.n_data_strong
+    assert (DerivativeChapterConfig.from_profile(setup).weights
+            == setup.derivative.derivative_weights)
 
-    params = run_notebook.load_profile(profile, "01-data-and-priors")
-    config = DataChapterConfig(profile=params["profile"], seed=params["seed"],
-                               n_models=params["n_models"], n_jobs=params["n_jobs"])
-    assert config.profile == profile
-    params = run_notebook.load_profile(profile, "02-theoretical-kernels")
-    kernel_config = KernelChapterConfig(
-        profile=params["profile"], seed=params["seed"], n_jobs=params["n_jobs"],
-        n_kernel_models=params["n_kernel_models"], n_disba_models=params["n_disba_models"],
-        disba_periods=params["disba_periods"])
-    assert kernel_config.n_disba_models <= kernel_config.n_kernel_models
-    params = run_notebook.load_profile(profile, "03-surrogate-training")
-    names = ("n_data", "architecture", "architecture_options", "epochs", "batch_size",
-             "patience", "learning_rate", "seed", "n_jobs")
-    surrogate_config = SurrogateChapterConfig(profile=profile,
-                                              **{name: params[name] for name in names})
-    assert surrogate_config.architecture == ("transformer" if profile.startswith("paper")
-                                             else "basis-mlp")
-    # chapters 3, 5 and 7 share the strong prior's data set (and its cached surrogate)
-    strong_sizes = {stem: run_notebook.load_profile(profile, stem)["n_data_strong"]
-                    for stem in ("03-surrogate-training", "05-prior-artifacts", "08-inversion")}
-    assert len(set(strong_sizes.values())) == 1, strong_sizes
-    dataclasses.replace(surrogate_config, n_data=params["n_data_strong"])  # validates
-    params = run_notebook.load_profile(profile, "08-inversion")
-    InversionChapterConfig(n_data=params["n_data_strong"], **{name: params[name] for name in (
-        "seed", "n_targets", "noise_sigma", "noise_fraction", "noise_correlation_length",
-        "max_iter", "adam_steps", "n_calibration", "n_calibration_physics",
-        "n_posterior_targets", "n_walkers", "n_steps", "n_burn", "n_sbc", "n_sbc_physics",
-        "n_jobs")}, profile=profile)
-    params = run_notebook.load_profile(profile, "06-derivative-training")
-    DerivativeChapterConfig(profile=profile, n_data=params["n_data_derivative"],
-                            kernel_budgets=params["kernel_budgets"],
-                            weights=params["derivative_weights"],
-                            weight_budget=params["weight_budget"],
-                            n_weight_models=params["n_weight_models"],
-                            strong_budget=params["strong_budget"],
-                            data_only_sizes=params["data_only_sizes"],
-                            n_eval_models=params["n_eval_models"], seed=params["seed"],
-                            n_jobs=params["n_jobs"])
-    params = run_notebook.load_profile(profile, "05-prior-artifacts")
-    ArtifactsChapterConfig(profile=profile, n_eval_models=params["n_eval_models"],
-                           n_data=params["n_data"], n_data_strong=params["n_data_strong"],
-                           seed=params["seed"], n_jobs=params["n_jobs"])
-    params = run_notebook.load_profile(profile, "04-kernel-emergence")
-    EmergenceChapterConfig(profile=profile, n_eval_models=params["n_eval_models"],
-                           n_data=params["n_data"], seed=params["seed"],
-                           n_jobs=params["n_jobs"], n_seeds=params["n_seeds"])
-    params = run_notebook.load_profile(profile, "09-real-earth")
-    RealEarthChapterConfig(profile=profile, **{name: params[name] for name in (
-        "n_continental", "n_oceanic", "n_data", "n_data_strong", "seed", "n_jobs")})
-    text = yaml.safe_load((ROOT / "book" / "params" / f"{profile}.yml").read_text())
-    assert text["description"]
+
+def test_every_profile_setting_reaches_a_chapter():
+    """A setting no chapter reads would be silently ignored: each is a field of some
+    chapter's configuration (under its own or its mapped name) or read from the
+    profile object by a notebook."""
+    fields = {kind.PROFILE_NAMES.get(f.name, f.name)
+              for kind in CHAPTER_CONFIGS for f in dataclasses.fields(kind)}
+    notebooks = "".join(path.read_text() for path in [*(ROOT / "book").glob("*.md"),
+                                                      *(ROOT / "book" / "sweeps").glob("*.md")])
+    for dotted in load_profile("ci").settings():
+        if dotted.split(".", 1)[1] not in fields:
+            assert f"setup.{dotted}" in notebooks, dotted
+
+
+def test_profiles_reject_unknown_missing_and_mistyped_settings(tmp_path):
+    """A profile file must set exactly the sections' settings, with the right types; an
+    override must name a setting; each error names the rule and the valid names."""
+    text = (ROOT / "book" / "params" / "ci.yml").read_text()
+    (tmp_path / "good.yml").write_text(text)
+    good = load_profile("good", directory=tmp_path)
+    assert good == load_profile("ci").__class__.from_dict("good", yaml.safe_load(text))
+    assert isinstance(good.kernels.disba_periods, tuple)
+    assert isinstance(good.inversion.noise_sigma, float)
+    with pytest.raises(ValueError, match=r"unknown profile 'nope'; the profiles are \['good'\]"):
+        load_profile("nope", directory=tmp_path)
+    with pytest.raises(ValueError, match=r"unknown profile settings \['training.epoch'\]; "
+                                         r"the settings are \[.*'training.epochs'"):
+        load_profile("good", {"training.epoch": 3}, directory=tmp_path)
+    with pytest.raises(ValueError, match=r"training.epochs must be of type int, got 2.5"):
+        load_profile("good", {"training.epochs": 2.5}, directory=tmp_path)
+    with pytest.raises(ValueError, match=r"run.seed must be of type int, got True"):
+        load_profile("good", {"run.seed": True}, directory=tmp_path)
+    assert load_profile("good", {"training.epochs": 3}, directory=tmp_path).training.epochs == 3
+    raw = yaml.safe_load(text)
+    raw["training"]["epochz"] = raw["training"].pop("epochs")
+    (tmp_path / "typo.yml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match=r"section 'training': unknown settings \['epochz'\], "
+                                         r"missing settings \['epochs'\]"):
+        load_profile("typo", directory=tmp_path)
+    raw = yaml.safe_load(text)
+    raw["plotting"] = raw.pop("earth")
+    (tmp_path / "sections.yml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match=r"unknown sections \['plotting'\], missing sections "
+                                         r"\['earth'\]"):
+        load_profile("sections", directory=tmp_path)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        good.training.epochs = 1
 
 
 def test_profiles_grow_in_size():
     """ci is smaller than default, which is smaller than paper (100,000 models)."""
-    sizes = [yaml.safe_load((ROOT / "book" / "params" / f"{p}.yml").read_text())
-             ["parameters"]["n_models"] for p in ("ci", "default", "paper")]
+    sizes = [load_profile(p).data.n_models for p in ("ci", "default", "paper")]
     assert sizes[0] < sizes[1] < sizes[2] == 100_000
 
 
@@ -220,11 +234,7 @@ def test_bad_derivative_config_is_rejected(kwargs, match):
 
 def test_paper_smoke_is_the_paper_profile_at_the_ci_sizes():
     """paper-smoke runs the paper profile's architecture and keys, at ci's sizes."""
-    def load(name):
-        return yaml.safe_load((ROOT / "book" / "params" / f"{name}.yml").read_text())[
-            "parameters"]
-    smoke, paper, ci = load("paper-smoke"), load("paper"), load("ci")
-    assert set(smoke) == set(paper) == set(ci)
+    smoke, paper, ci = (load_profile(name).flat() for name in ("paper-smoke", "paper", "ci"))
     assert smoke["architecture"] == paper["architecture"]
     assert set(smoke["architecture_options"]) == set(paper["architecture_options"])
     sized = [k for k in ci if k.startswith("n_") and k != "n_jobs"]
@@ -239,8 +249,7 @@ def test_command_line_and_classes_train_the_default_profiles_surrogate():
     from kernels.config import DEFAULT_TRAINING
     from kernels.surrogate import Surrogate
 
-    default = yaml.safe_load((ROOT / "book" / "params" / "default.yml").read_text())[
-        "parameters"]
+    default = load_profile("default").flat()
     assert {k: default[k] for k in DEFAULT_TRAINING} == DEFAULT_TRAINING
     args = build_parser().parse_args(["train", "--data", "d.zarr", "--out", "s.pt"])
     cli = {"architecture": args.architecture, "epochs": args.epochs, "seed": args.seed,

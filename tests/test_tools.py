@@ -155,11 +155,11 @@ def test_recorded_gpu_run_is_the_paper_network_on_the_default_weak_data():
     """
     import numpy as np
     import pandas as pd
-    import yaml
+
+    from kernels.config import load_profile
 
     record = json.loads((ROOT / "benchmarks" / "results" / "transformer-gpu.json").read_text())
-    params = {name: yaml.safe_load((ROOT / "book" / "params" / f"{name}.yml").read_text())
-              ["parameters"] for name in ("paper", "default")}
+    params = {name: load_profile(name).flat() for name in ("paper", "default")}
     assert record["architecture_options"] == params["paper"]["architecture_options"]
     assert record["training"]["batch_size"] == params["paper"]["batch_size"]
     assert 40e6 < record["n_parameters"] < 46e6 and not record["toy"]
@@ -225,32 +225,47 @@ def _declared_parameters(path):
             if isinstance(node, ast.Assign)}
 
 
-def test_every_profile_setting_is_read_by_some_notebook():
-    """A setting in a profile that no notebook declares would be silently ignored."""
-    import yaml
+def test_every_notebook_takes_the_profile_and_sweeps_set_valid_names():
+    """Every notebook's parameters cell takes a profile's name and its overrides (the
+    profile itself is loaded in the notebook); a sweep varies and fixes only the
+    notebook's own parameters or dotted profile settings."""
+    from kernels.config import load_profile
 
     notebooks = [*sorted((ROOT / "book").glob("[0-9][0-9]-*.md")),
                  ROOT / "book" / "sweeps" / "emergence-point.md"]
-    declared = set().union(*(_declared_parameters(path) for path in notebooks))
-    for path in sorted((ROOT / "book" / "params").glob("*.yml")):
-        profile = yaml.safe_load(path.read_text())
-        names = set(profile.get("parameters", {}))
-        for overrides in profile.get("overrides", {}).values():
-            names |= set(overrides)
-        assert names <= declared, (path.name, sorted(names - declared))
-    for spec in sweep.definitions().values():
+    settings = set(load_profile("ci").settings())
+    for path in notebooks:
+        declared = _declared_parameters(path)
+        assert {"profile", "overrides", "output_dir", "cache_dir"} <= declared, path.name
+        assert not declared & {name.split(".")[1] for name in settings}, path.name
+    for name, spec in sweep.definitions().items():
+        own = _declared_parameters(ROOT / spec["notebook"])
         for values in spec.get("fixed", {}).values():
-            assert set(values) <= _declared_parameters(ROOT / spec["notebook"])
+            assert set(values) <= own | settings, name
+        assert spec["parameter"] in own | settings, name
 
 
-def test_an_override_the_notebook_does_not_declare_is_an_error(tmp_path):
-    """`-p NAME VALUE` for a name the notebook lacks stops with the valid names."""
+def test_a_name_that_is_neither_parameter_nor_setting_is_an_error(tmp_path):
+    """`-p NAME VALUE` for a name the notebook lacks, or for an unknown or mistyped
+    profile setting, stops before any execution with the valid names."""
     import run_notebook
 
-    with pytest.raises(SystemExit, match=r"has no parameter \['n_dat'\].*'n_data'"):
+    def run(*pair):
         run_notebook.main([str(ROOT / "book" / "sweeps" / "emergence-point.md"),
-                           "--profile", "ci",
-                           "--output", str(tmp_path / "x.ipynb"), "-p", "n_dat", "100"])
+                           "--profile", "ci", "--output", str(tmp_path / "x.ipynb"),
+                           "-p", *pair])
+
+    with pytest.raises(SystemExit, match=r"no parameter 'n_dat'; its own parameters are "
+                                         r"\[.*'n_train'.*dotted names"):
+        run("n_dat", "100")
+    with pytest.raises(SystemExit, match=r"unknown profile settings \['training.epoch'\]; "
+                                         r"the settings are \[.*'training.epochs'"):
+        run("training.epoch", "3")
+    with pytest.raises(SystemExit, match=r"training.epochs must be of type int, got 'x'"):
+        run("training.epochs", "x")
+    with pytest.raises(SystemExit, match=r"Unknown profile 'nope'"):
+        run_notebook.main([str(ROOT / "book" / "sweeps" / "emergence-point.md"),
+                           "--profile", "nope", "--output", str(tmp_path / "x.ipynb")])
     assert not (tmp_path / "x.ipynb").exists()
 
 
@@ -268,7 +283,8 @@ def test_the_runner_records_the_stages_a_notebook_timed(tmp_path, monkeypatch):
         "---\njupytext:\n  text_representation:\n    extension: .md\n"
         "    format_name: myst\nkernelspec:\n  display_name: Python 3\n"
         "  language: python\n  name: python3\n---\n\n# Toy\n\n"
-        "```{code-cell} ipython3\n:tags: [parameters]\n\nseed = 1\n```\n\n"
+        "```{code-cell} ipython3\n:tags: [parameters]\n\nprofile = 'ci'\n"
+        "overrides = {}\noutput_dir = 'out'\ncache_dir = 'cache'\n```\n\n"
         "```{code-cell} ipython3\nimport time\n\nfrom kernels.io import stage_timer\n\n"
         "with stage_timer('data', 'toy'):\n    time.sleep(0.2)\n"
         "with stage_timer('training', 'toy'):\n    pass\n```\n")
@@ -281,3 +297,8 @@ def test_the_runner_records_the_stages_a_notebook_timed(tmp_path, monkeypatch):
     minutes = record["stage_minutes"]
     assert set(minutes) == {"data", "kernels", "training", "inversion", "evaluation"}
     assert sum(minutes.values()) == pytest.approx(record["wall_s"] / 60, abs=0.01)
+    import os
+
+    from kernels.io import STAGE_LOG_ENV
+
+    assert STAGE_LOG_ENV not in os.environ  # the log was the execution's only

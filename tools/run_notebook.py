@@ -3,12 +3,16 @@
     python tools/run_notebook.py book/01-data-and-priors.md --profile ci \
         --output _build/executed/ci/01-data-and-priors.ipynb
 
-The MyST twin is converted with jupytext, the profile's values that the
-notebook declares in its ``parameters`` cell are injected by papermill, and the
+The MyST twin is converted with jupytext; papermill injects the profile's name
+and its overrides into the notebook's ``parameters`` cell (the notebook loads
+the profile itself, ``kernels.config.load_profile``), and the
 executed notebook is written to a temporary name and renamed on success, so a
 failed run leaves no output that a later ``make`` would trust. A failing cell
 makes the command exit non-zero, naming the notebook and the cell.
-Extra ``-p NAME VALUE`` pairs override the profile (values parsed as YAML).
+Extra ``-p NAME VALUE`` pairs (values parsed as YAML) set either a profile
+setting by its dotted name (``-p training.epochs 5``) or a parameter that the
+notebook itself declares (a sweep point's ``n_train``); any other name stops the
+run with the valid ones.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import nbformat
 import papermill
 import yaml
 
+from kernels.config import available_profiles, load_profile
 from kernels.io import STAGE_LOG_ENV, read_stage_log, stage_minutes, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,18 +47,36 @@ def artifacts_dir(profile):
     return ROOT / "_build" / "artifacts" / profile
 
 
-def load_profile(name, notebook_stem):
-    """Parameters of profile ``name`` for one notebook (shared values + overrides)."""
-    path = PARAMS / f"{name}.yml"
-    if not path.exists():
-        choices = sorted(p.stem for p in PARAMS.glob("*.yml"))
-        raise SystemExit(f"Unknown profile {name!r}; valid choices are {choices}.")
-    profile = yaml.safe_load(path.read_text())
-    params = dict(profile.get("parameters", {}))
-    params.update(profile.get("overrides", {}).get(notebook_stem, {}))
-    params["profile"] = name
-    params["output_dir"] = str(artifacts_dir(name))
-    params["cache_dir"] = str(ROOT / "_build" / "cache")
+def notebook_parameters(profile, pairs, declared):
+    """What papermill injects: the profile's name, its overrides, the output folders
+    and the notebook's own parameters among ``pairs`` (``-p NAME VALUE``).
+
+    A dotted name is a profile setting (validated by loading the profile with it);
+    another name must be a parameter the notebook declares.
+    """
+    if profile not in available_profiles(PARAMS):
+        raise SystemExit(f"Unknown profile {profile!r}; valid choices are "
+                         f"{available_profiles(PARAMS)}.")
+    params = {"profile": profile, "output_dir": str(artifacts_dir(profile)),
+              "cache_dir": str(ROOT / "_build" / "cache")}
+    overrides = {}
+    for name, text in pairs:
+        value = yaml.safe_load(text)
+        if "." in name:
+            overrides[name] = value
+        elif name in declared and name not in params and name != "overrides":
+            params[name] = value
+        else:
+            own = sorted(set(declared) - {"profile", "overrides", "output_dir", "cache_dir"})
+            raise SystemExit(f"-p {name}: the notebook has no parameter {name!r}; its own "
+                             f"parameters are {own}, and profile settings are set by their "
+                             f"dotted names (for example training.epochs).")
+    try:
+        load_profile(profile, overrides, PARAMS)
+    except ValueError as error:
+        raise SystemExit(f"-p: {error}") from None
+    if overrides:
+        params["overrides"] = overrides
     return params
 
 
@@ -89,14 +112,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     stem = args.notebook.stem
-    params = load_profile(args.profile, stem)
-    params.update({k: yaml.safe_load(v) for k, v in args.p})
-    # The notebook runs in its own folder; relative paths keep the build machine's
-    # folders out of the injected parameters cell that the site shows.
-    here = args.notebook.resolve().parent
-    for name in ("output_dir", "cache_dir"):
-        if isinstance(params.get(name), str) and os.path.isabs(params[name]):
-            params[name] = os.path.relpath(params[name], here)
     notebook = jupytext.read(args.notebook)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                        "language": "python"}
@@ -105,20 +120,22 @@ def main(argv=None):
         source = Path(tmp) / f"{stem}.ipynb"
         jupytext.write(notebook, source)
         declared = papermill.inspect_notebook(str(source))
-        undeclared = sorted({name for name, _ in args.p} - set(declared))
-        if undeclared:
-            raise SystemExit(f"{args.notebook} has no parameter {undeclared} (from -p); "
-                             f"its parameters are {sorted(declared)}.")
-        unknown = sorted(set(params) - set(declared) - {"profile", "output_dir", "cache_dir"})
-        injected = {k: v for k, v in params.items() if k in declared}
+        missing = sorted({"profile", "output_dir", "cache_dir"} - set(declared))
+        if missing:
+            raise SystemExit(f"{args.notebook}'s parameters cell must declare {missing}.")
+        injected = notebook_parameters(args.profile, args.p, declared)
+        # The notebook runs in its own folder; relative paths keep the build machine's
+        # folders out of the injected parameters cell that the site shows.
+        here = args.notebook.resolve().parent
+        for name in ("output_dir", "cache_dir"):
+            injected[name] = os.path.relpath(injected[name], here)
         print(f"[{stem}] profile {args.profile}: {injected}", flush=True)
-        if unknown:
-            print(f"[{stem}] not declared by this notebook (ignored): {unknown}", flush=True)
         executed = Path(tmp) / "executed.ipynb"
         # The kernel must run this interpreter (the project's venv).
         os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
         # The kernel inherits this: kernels.io.stage_timer logs each timed stage there.
         stage_log = (Path(tmp) / "stages.jsonl").resolve()  # the kernel runs in book/
+        previous = os.environ.get(STAGE_LOG_ENV)
         os.environ[STAGE_LOG_ENV] = str(stage_log)
         started = time.perf_counter()
         try:
@@ -132,6 +149,11 @@ def main(argv=None):
                 f"Notebook {args.notebook} failed in cell {error.exec_count} "
                 f"(profile {args.profile}): {error.ename}: {error.evalue}"
             ) from None
+        finally:  # a caller in the same process (a test) must not inherit the log
+            if previous is None:
+                os.environ.pop(STAGE_LOG_ENV, None)
+            else:
+                os.environ[STAGE_LOG_ENV] = previous
         # Readers see the values actually used (papermill's injected cell); the
         # notebook's own defaults cell would only repeat or contradict them.
         result = nbformat.read(executed, as_version=4)
