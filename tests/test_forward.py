@@ -305,6 +305,28 @@ def test_chosen_root_step_avoids_the_mode_jump_of_the_old_one():
     assert chosen[0] < chosen[1]  # the chosen curve rises with period there
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "known limit of the chosen step: between the paper's integer periods, near an "
+    "osculation point, the search can still land on another branch"))
+def test_chosen_step_finds_the_fundamental_between_integer_periods():
+    """Weak-prior model 317 (seed 2026), Rayleigh at 2.005 s: a known failure.
+
+    At 2.000-2.002 s the fundamental mode's root is found; from 2.003 s on, within
+    a window narrower than the paper's 1 s spacing, the chosen step (0.002 km/s)
+    returns 2.780 km/s, another branch, where a step of 1e-4 km/s finds the
+    fundamental mode at 2.508 km/s. The paper's integer periods are right for this
+    model (the audit of chapter "Data and priors" measures them); a fix would refine
+    the search where a root leaves the branch. When it lands, this test passes and
+    strict xfail fails the suite: remove the mark then.
+    """
+    model = priors.sample("weak", 1, seed=2026, start=317)
+    finest = dispersion(model, [2.005], dc=1e-4).values.item()
+    assert finest == pytest.approx(2.5078, abs=1e-3)
+    assert dispersion(model, [2.0], dc=1e-4).values.item() == pytest.approx(
+        dispersion(model, [2.0]).values.item(), rel=ROOT_RTOL)  # right at 2 s
+    assert dispersion(model, [2.005]).values.item() == pytest.approx(finest, rel=ROOT_RTOL)
+
+
 def test_root_step_audit_reports_moved_roots():
     """The audit stacks the steps, keeps raw roots and measures the change."""
     models = priors.sample("weak", 1, seed=2026, start=305)
