@@ -232,18 +232,34 @@ PROFILE_SECTIONS = {"run": RunSection, "data": DataSection, "kernels": KernelSec
                     "earth": EarthSection}
 
 
+#: The element type of each list setting (a profile gives lists; they are kept as tuples).
+TUPLE_ELEMENTS = {"disba_periods": "float", "kernel_budgets": "float",
+                  "derivative_weights": "float", "data_only_sizes": "int"}
+
+
 def _as_type(dotted, kind, value):
-    """``value`` as the field type ``kind`` (an annotation string), or a clear error."""
+    """``value`` as the field type ``kind`` (an annotation string), or a clear error.
+
+    A float may be written as a number or as a numeric string (YAML 1.1 reads
+    ``1e-3`` as a string); a list's elements are checked one by one.
+    """
     if kind == "int":
         ok = isinstance(value, int | np.integer) and not isinstance(value, bool)
     elif kind == "float":
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         ok = isinstance(value, int | float | np.number) and not isinstance(value, bool)
         value = float(value) if ok else value
     elif kind == "str":
         ok = isinstance(value, str)
     elif kind == "tuple":
         ok = isinstance(value, list | tuple)
-        value = tuple(value) if ok else value
+        if ok:
+            element = TUPLE_ELEMENTS[dotted.rsplit(".", 1)[-1]]
+            value = tuple(_as_type(f"{dotted}[{i}]", element, v) for i, v in enumerate(value))
     else:  # dict
         ok = isinstance(value, dict)
     if not ok:
@@ -417,6 +433,10 @@ class _ChapterConfig:
         fields the profile does not set keep their defaults.
         """
         flat = profile.flat()
+        lost = sorted(set(cls.PROFILE_NAMES.values()) - set(flat))
+        if lost:
+            raise ValueError(f"{cls.__name__} reads the profile settings {lost}, which the "
+                             f"profile lacks; its settings are {sorted(flat)}.")
         values = {"profile": profile.name}
         for field in dataclasses.fields(cls):
             source = cls.PROFILE_NAMES.get(field.name, field.name)

@@ -144,6 +144,29 @@ def test_profiles_reject_unknown_missing_and_mistyped_settings(tmp_path):
         good.training.epochs = 1
 
 
+def test_list_settings_check_their_elements_and_floats_read_numeric_strings():
+    """Every list setting has an element type; a wrong element is named with its index;
+    YAML 1.1's string '1e-3' is a float; a chapter config whose renamed source is missing
+    from a profile is refused rather than left at its default."""
+    from kernels.config import PROFILE_SECTIONS, TUPLE_ELEMENTS
+
+    tuples = {f.name for kind in PROFILE_SECTIONS.values() for f in dataclasses.fields(kind)
+              if f.type == "tuple"}
+    assert tuples == set(TUPLE_ELEMENTS)
+    with pytest.raises(ValueError, match=r"derivative.data_only_sizes\[0\] must be of type "
+                                         r"int, got 600.9"):
+        load_profile("ci", {"derivative.data_only_sizes": [600.9]})
+    with pytest.raises(ValueError, match=r"kernels.disba_periods\[1\] must be of type float"):
+        load_profile("ci", {"kernels.disba_periods": [3.0, "x"]})
+    assert load_profile("ci", {"training.learning_rate": "1e-3"}).training.learning_rate == 1e-3
+
+    class Renamed(InversionChapterConfig):
+        PROFILE_NAMES = {"n_data": "n_data_huge"}
+
+    with pytest.raises(ValueError, match=r"reads the profile settings \['n_data_huge'\]"):
+        Renamed.from_profile(load_profile("ci"))
+
+
 def test_profiles_grow_in_size():
     """ci is smaller than default, which is smaller than paper (100,000 models)."""
     sizes = [load_profile(p).data.n_models for p in ("ci", "default", "paper")]

@@ -226,18 +226,24 @@ def _declared_parameters(path):
 
 
 def test_every_notebook_takes_the_profile_and_sweeps_set_valid_names():
-    """Every notebook's parameters cell takes a profile's name and its overrides (the
-    profile itself is loaded in the notebook); a sweep varies and fixes only the
+    """Every notebook's parameters cell takes a profile's name, and its overrides where
+    it loads the profile (the pages that read other notebooks' results load none); no
+    notebook declares a profile setting of its own; a sweep varies and fixes only the
     notebook's own parameters or dotted profile settings."""
     from kernels.config import load_profile
 
     notebooks = [*sorted((ROOT / "book").glob("[0-9][0-9]-*.md")),
                  ROOT / "book" / "sweeps" / "emergence-point.md"]
     settings = set(load_profile("ci").settings())
+    loading = 0
     for path in notebooks:
         declared = _declared_parameters(path)
-        assert {"profile", "overrides", "output_dir", "cache_dir"} <= declared, path.name
+        assert {"profile", "output_dir", "cache_dir"} <= declared, path.name
+        loads = "load_profile(profile, overrides)" in path.read_text()
+        assert loads == ("overrides" in declared), path.name
+        loading += loads
         assert not declared & {name.split(".")[1] for name in settings}, path.name
+    assert loading == 9  # chapters 1-6, 8, 9 and the sweep point
     for name, spec in sweep.definitions().items():
         own = _declared_parameters(ROOT / spec["notebook"])
         for values in spec.get("fixed", {}).values():
@@ -263,6 +269,11 @@ def test_a_name_that_is_neither_parameter_nor_setting_is_an_error(tmp_path):
         run("training.epoch", "3")
     with pytest.raises(SystemExit, match=r"training.epochs must be of type int, got 'x'"):
         run("training.epochs", "x")
+    with pytest.raises(SystemExit, match=r"-p cache_dir: set by the runner"):
+        run("cache_dir", "elsewhere")
+    with pytest.raises(SystemExit, match=r"this notebook loads no profile"):
+        run_notebook.main([str(ROOT / "book" / "07-sweeps.md"), "--profile", "ci",
+                           "--output", str(tmp_path / "x.ipynb"), "-p", "run.seed", "3"])
     with pytest.raises(SystemExit, match=r"Unknown profile 'nope'"):
         run_notebook.main([str(ROOT / "book" / "sweeps" / "emergence-point.md"),
                            "--profile", "nope", "--output", str(tmp_path / "x.ipynb")])

@@ -62,9 +62,12 @@ def notebook_parameters(profile, pairs, declared):
     overrides = {}
     for name, text in pairs:
         value = yaml.safe_load(text)
+        if name in (*params, "overrides"):
+            raise SystemExit(f"-p {name}: set by the runner (--profile and the build's "
+                             f"folders) or from the dotted settings; not a -p parameter.")
         if "." in name:
             overrides[name] = value
-        elif name in declared and name not in params and name != "overrides":
+        elif name in declared:
             params[name] = value
         else:
             own = sorted(set(declared) - {"profile", "overrides", "output_dir", "cache_dir"})
@@ -76,6 +79,9 @@ def notebook_parameters(profile, pairs, declared):
     except ValueError as error:
         raise SystemExit(f"-p: {error}") from None
     if overrides:
+        if "overrides" not in declared:
+            raise SystemExit(f"-p {sorted(overrides)}: this notebook loads no profile (it reads "
+                             "what other notebooks wrote), so profile settings do not apply.")
         params["overrides"] = overrides
     return params
 
