@@ -30,6 +30,22 @@ are evaluated by pairwise (tree) reduction, each partial product rescaled by
 its largest entry: a positive factor that does not move the root and, at the
 root, does not change the ratio below.
 
+A fluid layer on top (sea water of depth :math:`h_w`, sound speed
+:math:`\alpha_w`, density :math:`\rho_w`) changes only the surface solutions of
+the solid: at the sea floor the shear traction vanishes, the horizontal
+displacement is free, and the normal traction follows the vertical displacement
+through the water column's impedance. With :math:`\nu_w^2 = k^2 - \omega^2/\alpha_w^2`
+and the pressure zero at the sea surface, the water's equations
+:math:`r_2' = -\nu_w^2 r_4 / (\rho_w\omega^2)`, :math:`r_4' = -\rho_w\omega^2 r_2`
+(the Rayleigh system above with :math:`\mu = 0`, :math:`r_3 = 0`) give at the sea floor
+
+.. math:: r_4 = Z r_2, \qquad Z = -\rho_w \omega^2 \tanh(\nu_w h_w) / \nu_w,
+
+(:math:`\tan(|\nu_w| h_w)/|\nu_w|` where :math:`c > \alpha_w`), so the surface
+solutions are :math:`(1, 0, 0, 0)` and :math:`(0, 1, 0, Z)`, and their wedge product
+adds :math:`Z` times the (0, 3) minor to the dry start. Love waves do not enter the
+water.
+
 At a root :math:`F(c; p) = 0`, the implicit function theorem gives the exact
 kernel
 
@@ -100,8 +116,22 @@ def _null_vector(M):
     return rows[torch.arange(rows.shape[0]), best]
 
 
+def _water_impedance(k, omega, water):
+    """``Z`` of the module docstring: normal traction over vertical displacement at the
+    sea floor, for ``water = (depth, velocity_p, density)`` tensors of shape (n_period,)."""
+    depth, velocity, density = water
+    nu2 = k**2 - omega**2 / velocity**2
+    evanescent = nu2 >= 0
+    r = torch.sqrt(torch.abs(nu2))
+    x = r * depth
+    # Each branch sees a harmless argument where it is not used (finite gradients).
+    ratio = torch.where(evanescent, torch.tanh(torch.where(evanescent, x, 0.0)),
+                        torch.tan(torch.where(evanescent, 0.0, x))) / r
+    return -density * omega**2 * ratio
+
+
 def secular_function(phase_velocity, period, thickness, velocity_p, velocity_s, density,
-                     wave):
+                     wave, water=None):
     """Secular function at trial phase velocities, one per period.
 
     Parameters
@@ -112,6 +142,9 @@ def secular_function(phase_velocity, period, thickness, velocity_p, velocity_s, 
         Layer parameters, one row per period (so that a single backward pass
         gives per-period gradients); the last layer is the half-space.
     wave : {"rayleigh", "love"}
+    water : tuple of torch.Tensor, shape (n_period,), optional
+        Depth (km), sound speed (km/s) and density (g/cm^3) of a fluid layer on
+        top of the model (Rayleigh waves only; Love waves do not feel it).
 
     Returns
     -------
@@ -145,7 +178,11 @@ def secular_function(phase_velocity, period, thickness, velocity_p, velocity_s, 
                      kk * lam / modulus], -1),
         torch.stack([zero, -omega2 * density / scale, -kk, zero], -1),
     ], -2)
-    wedge = _chain_product(_compound(torch.linalg.matrix_exp(A[:, :-1] * h)))[..., :, 0]
+    product = _chain_product(_compound(torch.linalg.matrix_exp(A[:, :-1] * h)))
+    wedge = product[..., :, 0]
+    if water is not None:  # start (1, 0, Z, 0, 0, 0), Z scaled like the stresses
+        impedance = _water_impedance(k, omega, water) / scale[:, 0]
+        wedge = wedge + impedance[:, None] * product[..., :, 2]
     decaying = []
     for velocity in (velocity_p[:, -1], velocity_s[:, -1]):
         nu = torch.sqrt(k**2 - omega**2 / velocity**2)
@@ -162,7 +199,7 @@ POLISH_TOLERANCE = 1e-5
 
 
 def exact_kernels(phase_velocity, period, thickness, velocity_p, velocity_s, density, wave,
-                  newton_steps=1):
+                  newton_steps=1, water=None):
     """Exact phase-velocity kernels of one model at its roots.
 
     Parameters
@@ -175,6 +212,9 @@ def exact_kernels(phase_velocity, period, thickness, velocity_p, velocity_s, den
     newton_steps : int
         Newton steps on F that polish the solver's root (bisected to 1e-6)
         before differentiating.
+    water : tuple of float, optional
+        ``(depth, velocity_p, density)`` of a fluid layer on top (Rayleigh
+        waves); the roots must be those of the model with that layer.
 
     Returns
     -------
@@ -184,7 +224,8 @@ def exact_kernels(phase_velocity, period, thickness, velocity_p, velocity_s, den
     kernels : dict of numpy.ndarray
         ``dc/dp`` (shape (n_period, n_layer)) for p in thickness, velocity_p,
         velocity_s, density (the half-space thickness kernel is exactly zero),
-        and ``dc/dT`` (key ``"period"``, shape (n_period,), km/s per s).
+        and ``dc/dT`` (key ``"period"``, shape (n_period,), km/s per s); with
+        ``water``, also ``dc/dh_w`` (key ``"water_depth"``, shape (n_period,)).
     """
     n_period = len(period)
     periods = torch.as_tensor(period, dtype=torch.float64)
@@ -192,14 +233,16 @@ def exact_kernels(phase_velocity, period, thickness, velocity_p, velocity_s, den
             for x in (thickness, velocity_p, velocity_s, density)]
     start = torch.as_tensor(phase_velocity, dtype=torch.float64).clone()
     c = start.clone()
+    fluid = None if water is None else [torch.full((n_period,), float(v), dtype=torch.float64)
+                                        for v in water]
     with torch.no_grad():
         for _ in range(newton_steps):
             # Secant-slope Newton step: two forward evaluations cost less than
             # one backward pass through the matrix exponentials. A slope
             # error of O(eta) only delays the quadratic convergence slightly.
             eta = 1e-6
-            F0 = secular_function(c, periods, *rows, wave)
-            F1 = secular_function(c * (1 + eta), periods, *rows, wave)
+            F0 = secular_function(c, periods, *rows, wave, water=fluid)
+            F1 = secular_function(c * (1 + eta), periods, *rows, wave, water=fluid)
             c = c - F0 * (c * eta) / (F1 - F0)
     # The solver's root lies within its bracket, 1e-6 of c. A polishing step
     # that moves it much farther has left that root (seen where two roots
@@ -211,13 +254,19 @@ def exact_kernels(phase_velocity, period, thickness, velocity_p, velocity_s, den
     leaves = [r.requires_grad_(True) for r in rows]
     trial = c.clone().requires_grad_(True)
     periods.requires_grad_(True)
-    F = secular_function(trial, periods, *leaves, wave)
-    gradients = torch.autograd.grad(F.sum(), [trial, periods, *leaves], allow_unused=True)
+    extra = [] if fluid is None else [fluid[0].requires_grad_(True)]
+    F = secular_function(trial, periods, *leaves, wave, water=fluid)
+    gradients = torch.autograd.grad(F.sum(), [trial, periods, *leaves, *extra],
+                                    allow_unused=True)
     dF_dc = gradients[0]
     kernels = {"period": (-gradients[1] / dF_dc).numpy()}
-    for name, grad in zip(PARAMETERS, gradients[2:], strict=True):
+    for name, grad in zip(PARAMETERS, gradients[2:6], strict=True):
         grad = torch.zeros_like(rows[0]) if grad is None else grad
         kernels[name] = (-grad / dF_dc[:, None]).numpy()
+    if extra:
+        grad = gradients[6]
+        kernels["water_depth"] = (-(torch.zeros_like(dF_dc) if grad is None else grad)
+                                  / dF_dc).numpy()
     return c.numpy(), kernels
 
 

@@ -424,6 +424,40 @@ def column_skill(scores, metric="raw_error"):
 SEA_WATER = {"velocity_p": 1.5, "density": 1.03}
 
 
+def _oceanic_arrays(columns, periods, dc):
+    """Validated ``(water depths, periods, dc, model arrays)`` of columns with water."""
+    from .forward import DEFAULT_DC, check_periods
+    from .io import as_model_arrays
+
+    if "water_depth" not in columns.coords and "water_depth" not in columns:
+        raise ValueError("columns must carry a per-sample water_depth (km), as litho1 gives.")
+    water = np.asarray(columns.water_depth.values, dtype=float)
+    if not (np.isfinite(water).all() and (water >= 0).all()):
+        raise ValueError(f"water_depth must be finite and >= 0 km, got {water.min()!r} "
+                         "at least.")
+    return (water, check_periods(periods), DEFAULT_DC if dc is None else dc,
+            as_model_arrays(columns))
+
+
+def _rayleigh_roots(model, water_depth, periods, dc):
+    """Trapped fundamental Rayleigh roots of a model under ``water_depth`` km of sea
+    water (none for 0), NaN where there is none."""
+    from disba import PhaseDispersion
+
+    from .forward import _solve_one, trapped
+
+    if water_depth > 0:
+        model = (np.r_[water_depth, model[0]], np.r_[SEA_WATER["velocity_p"], model[1]],
+                 np.r_[0.0, model[2]], np.r_[SEA_WATER["density"], model[3]])
+    c = _solve_one(PhaseDispersion(*model, dc=dc), periods, 0, "rayleigh")
+    return np.where(trapped(c, model[2][-1]), c, np.nan)
+
+
+def _per_sample_coords(columns):
+    return {name: columns[name] for name in columns.coords
+            if name != "sample" and columns[name].dims == ("sample",)}
+
+
 def water_effect(columns, periods, dc=None):
     """Rayleigh phase velocities of oceanic columns with their water, against without.
 
@@ -464,42 +498,91 @@ def water_effect(columns, periods, dc=None):
     >>> bool(abs(e.change.sel(period=5.0)) > abs(e.change.sel(period=60.0)))
     True
     """
-    from disba import PhaseDispersion
-
-    from .forward import DEFAULT_DC, _solve_one, check_periods, trapped
-    from .io import as_model_arrays
-
-    if "water_depth" not in columns.coords and "water_depth" not in columns:
-        raise ValueError("columns must carry a per-sample water_depth (km), as litho1 gives.")
-    water = np.asarray(columns.water_depth.values, dtype=float)
-    if not (np.isfinite(water).all() and (water >= 0).all()):
-        raise ValueError(f"water_depth must be finite and >= 0 km, got {water.min()!r} "
-                         "at least.")
-    periods = check_periods(periods)
-    dc = DEFAULT_DC if dc is None else dc
-    thickness, velocity_p, velocity_s, density = as_model_arrays(columns)
+    water, periods, dc, arrays = _oceanic_arrays(columns, periods, dc)
     dry = np.full((water.size, periods.size), np.nan)
     wet = np.full_like(dry, np.nan)
     for s in range(water.size):
-        model = (thickness[s], velocity_p[s], velocity_s[s], density[s])
-        half_space = velocity_s[s, -1]
-        c = _solve_one(PhaseDispersion(*model, dc=dc), periods, 0, "rayleigh")
-        dry[s] = np.where(trapped(c, half_space), c, np.nan)
-        if water[s] > 0:
-            sea = (np.r_[water[s], model[0]], np.r_[SEA_WATER["velocity_p"], model[1]],
-                   np.r_[0.0, model[2]], np.r_[SEA_WATER["density"], model[3]])
-            c = _solve_one(PhaseDispersion(*sea, dc=dc), periods, 0, "rayleigh")
-        wet[s] = np.where(trapped(c, half_space), c, np.nan)
+        model = tuple(a[s] for a in arrays)
+        dry[s] = _rayleigh_roots(model, 0.0, periods, dc)
+        wet[s] = _rayleigh_roots(model, water[s], periods, dc) if water[s] > 0 else dry[s]
     dims = ("sample", "period")
-    keep = {name: columns[name] for name in columns.coords
-            if name != "sample" and columns[name].dims == ("sample",)}
     out = xr.Dataset({"dry": (dims, dry), "wet": (dims, wet), "change": (dims, wet - dry)},
-                     coords={"sample": columns.sample.values, "period": periods, **keep})
+                     coords={"sample": columns.sample.values, "period": periods,
+                             **_per_sample_coords(columns)})
     for name, long_name in (("dry", "Rayleigh phase velocity, water removed"),
                             ("wet", "Rayleigh phase velocity, with the water layer"),
                             ("change", "with water minus without")):
         out[name].attrs = {"units": "km/s", "long_name": long_name}
     out.attrs = {"sea_water": str(SEA_WATER), "dc": float(dc)}
+    return out
+
+
+def water_kernels(columns, periods, dc=None):
+    """Exact Rayleigh kernels of oceanic columns under their sea water.
+
+    The roots are disba's for each column with its water layer (as in
+    :func:`water_effect`); the kernels come from the exact engine's secular
+    function with the fluid layer's impedance at the sea floor
+    (:mod:`kernels._secular`), by implicit differentiation, for every solid layer
+    and for the water depth. A column without water gets its dry kernels.
+
+    Parameters
+    ----------
+    columns : xarray.Dataset
+        Models with a ``sample`` dim and a per-sample ``water_depth`` (km).
+    periods : array_like
+        Periods in s.
+    dc : float, optional
+        Root-search step in km/s (default that of :mod:`kernels.forward`).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``phase_velocity`` (sample, period), ``dc_dvelocity_s``,
+        ``dc_dvelocity_p``, ``dc_ddensity`` and ``dc_dthickness`` (sample,
+        period, depth; per layer, as :func:`kernels.sensitivity.phase_kernels`),
+        ``dc_dwater_depth`` (sample, period; km/s per km), and ``failed``: no
+        trapped root, or a root the engine's polish could not confirm (NaN).
+
+    Raises
+    ------
+    ValueError
+        If ``columns`` has no ``water_depth`` or a negative one.
+    """
+    from ._secular import PARAMETERS, exact_kernels
+
+    water, periods, dc, arrays = _oceanic_arrays(columns, periods, dc)
+    n_sample, n_layer = arrays[0].shape
+    c = np.full((n_sample, periods.size), np.nan)
+    layers = {name: np.full((n_sample, periods.size, n_layer), np.nan) for name in PARAMETERS}
+    depth_kernel = np.full((n_sample, periods.size), np.nan)
+    for s in range(n_sample):
+        model = tuple(a[s] for a in arrays)
+        roots = _rayleigh_roots(model, water[s], periods, dc)
+        ok = np.isfinite(roots)
+        if not ok.any():
+            continue
+        sea = (water[s], SEA_WATER["velocity_p"], SEA_WATER["density"]) if water[s] > 0 else None
+        value, kernels = exact_kernels(roots[ok], periods[ok], *model, "rayleigh", water=sea)
+        c[s, ok] = value
+        for name in PARAMETERS:
+            layers[name][s, ok] = kernels[name]
+        depth_kernel[s, ok] = kernels["water_depth"] if sea else 0.0
+    failed = ~np.isfinite(c)
+    for name in PARAMETERS:
+        layers[name][failed] = np.nan
+    depth_kernel[failed] = np.nan
+    dims = ("sample", "period")
+    out = xr.Dataset(
+        {"phase_velocity": (dims, c), "dc_dwater_depth": (dims, depth_kernel),
+         **{f"dc_d{name}": ((*dims, "depth"), layers[name]) for name in PARAMETERS}},
+        coords={"sample": columns.sample.values, "period": periods,
+                "depth": columns.depth.values, "failed": (dims, failed),
+                **_per_sample_coords(columns)})
+    out["phase_velocity"].attrs = {"units": "km/s",
+                                   "long_name": "Rayleigh phase velocity under the water"}
+    out["dc_dwater_depth"].attrs = {"units": "(km/s)/km", "long_name": "dc/d(water depth)"}
+    out.attrs = {"wave": "rayleigh", "sea_water": str(SEA_WATER), "dc": float(dc)}
     return out
 
 

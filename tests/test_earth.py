@@ -390,3 +390,48 @@ def test_water_effect_agrees_with_fortran_surf96_and_leaves_dry_columns_alone():
         water_effect(columns.assign_coords(water_depth=("sample", [-1.0, 1.0, 1.0])), periods)
     with pytest.raises(ValueError, match="water_depth"):
         water_effect(priors.sample("weak", 1, seed=0), periods)
+
+
+def test_water_kernels_are_the_derivatives_of_disbas_water_loaded_roots():
+    """Exact Rayleigh kernels under sea water (fluid-layer impedance in the secular
+    function) against central differences of disba's roots with the water layer: for a
+    scaling of every layer's Vs and for the water depth; dry columns get the engine's
+    dry kernels."""
+    from disba import PhaseDispersion
+
+    from kernels.earth import SEA_WATER, litho1_columns, water_kernels
+    from kernels.io import as_model_arrays
+    from kernels.sensitivity import phase_kernels
+
+    periods = np.array([3.0, 8.0, 15.0, 40.0])
+    columns = litho1_columns(2, "oceanic", seed=3)
+    kernels = water_kernels(columns, periods)
+    assert not kernels.failed.any()
+    arrays = as_model_arrays(columns)
+
+    def roots(s, vs_factor=1.0, depth=None):
+        th, vp, vs, rho = (a[s] for a in arrays)
+        depth = float(columns.water_depth[s]) if depth is None else depth
+        return PhaseDispersion(np.r_[depth, th], np.r_[SEA_WATER["velocity_p"], vp],
+                               np.r_[0.0, vs * vs_factor], np.r_[SEA_WATER["density"], rho],
+                               dc=0.002)(periods, 0, "rayleigh").velocity
+
+    for s in range(2):
+        k = kernels.isel(sample=s)
+        assert_allclose(k.phase_velocity, roots(s), rtol=1e-5)  # the polish kept the root
+        step = 1e-3
+        fd = (roots(s, 1 + step) - roots(s, 1 - step)) / (2 * step)
+        exact = (k.dc_dvelocity_s * columns.velocity_s.isel(sample=s)).sum("depth")
+        # disba bisects each root to 1e-6 of c: over a step of 2e-3 that is up to 1e-3
+        # of c in the difference, ~1 % of the smallest responses (0.05 km/s) here.
+        assert_allclose(exact, fd, rtol=1e-2, atol=2e-3)
+        h = float(columns.water_depth[s])
+        fd_depth = (roots(s, depth=1.01 * h) - roots(s, depth=0.99 * h)) / (0.02 * h)
+        assert_allclose(k.dc_dwater_depth, fd_depth, rtol=1e-2, atol=5e-4)
+    dry = columns.assign_coords(water_depth=("sample", np.zeros(2)))
+    dry_kernels = water_kernels(dry, periods)
+    engine = phase_kernels(columns, periods, wave="rayleigh")
+    assert_allclose(dry_kernels.dc_dvelocity_s.values,
+                    engine.dc_dvelocity_s.transpose("sample", "period", "depth").values,
+                    rtol=1e-8, atol=1e-12)
+    assert (dry_kernels.dc_dwater_depth == 0).all()
