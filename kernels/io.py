@@ -499,6 +499,8 @@ def timing_tables(records):
 
     columns = ["notebook", "run", "wall_s", "finished", "cpu_count"]
     parts = list(BUILD_STAGES) + ["evaluation"]
+    # Records from before runs were named are a notebook's own run.
+    records = [{**r, "run": r.get("run") or r["notebook"]} for r in records]
     table = pd.DataFrame([{**{k: r.get(k) for k in columns},
                            **(r.get("stage_minutes") or dict.fromkeys(parts, float("nan")))}
                           for r in records], columns=columns + parts)

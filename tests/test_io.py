@@ -145,7 +145,8 @@ def test_stage_timer_logs_finished_blocks_only_where_asked(tmp_path, monkeypatch
 def test_timing_tables_count_own_runs_and_sweep_points_once():
     """A chapter's own run stands alone (a stray run of it under another name is not
     added); a notebook run only as sweep points is their sum; a record from before
-    stage timing leaves its stage columns NaN; blocks are summed per (stage, label)."""
+    stage timing (and of run names) leaves its stage columns NaN; blocks are summed per
+    (stage, label)."""
     def record(notebook, run, wall, stages=()):
         stages = [{"stage": s, "label": label, "seconds": sec} for s, label, sec in stages]
         return {"notebook": notebook, "run": run, "wall_s": wall, "finished": "2026-12-03",
@@ -157,8 +158,7 @@ def test_timing_tables_count_own_runs_and_sweep_points_once():
                record("03-x", "other", 60.0, [("data", "weak", 60.0)]),
                record("p", "a=1", 120.0, [("training", "weak", 60.0)]),
                record("p", "a=2", 180.0, [("training", "weak", 120.0)]),
-               {"notebook": "01-y", "run": "01-y", "wall_s": 30.0, "finished": "t",
-                "cpu_count": 2}]
+               {"notebook": "01-y", "wall_s": 30.0, "finished": "t", "cpu_count": 2}]
     per_notebook, per_label = io.timing_tables(records)
     assert per_notebook.loc["03-x", "minutes"] == 10.0
     assert per_notebook.loc["03-x", "runs"] == 1

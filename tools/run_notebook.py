@@ -178,8 +178,8 @@ def main(argv=None):
         os.replace(executed, args.output)
     shares = ", ".join(f"{name} {minutes:.1f}" for name, minutes
                        in stage_minutes(stages, wall).items() if minutes >= 0.05)
-    print(f"[{stem}] wrote {args.output} in {wall / 60:.1f} min ({shares or 'evaluation'} min)",
-          flush=True)
+    print(f"[{stem}] wrote {args.output} in {wall / 60:.1f} min"
+          + (f" ({shares} min)" if shares else ""), flush=True)
 
 
 def write_timing(stem, profile, wall_s, run=None, stages=()):
