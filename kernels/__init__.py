@@ -14,10 +14,12 @@ One module per pipeline stage:
 - :mod:`kernels.inversion`: gradient-based inversion and Laplace posteriors;
 - :mod:`kernels.posterior`: sampled posteriors with the surrogate and the physics;
 - :mod:`kernels.litho1`: LITHO1.0 columns, a geographic split and the ``litho1`` prior;
-- :mod:`kernels.earth`: a reference mantle below the grid and real-Earth scores;
+- :mod:`kernels.earth`: a reference mantle below the grid, real-Earth scores and sea
+  water;
 - :mod:`kernels.io`: the Datasets exchanged between stages, provenance, safe writes;
 - :mod:`kernels.plotting`: figures;
-- :mod:`kernels.config`: the paper's grid and periods, validated configurations;
+- :mod:`kernels.config`: the paper's grid and periods, the build's profiles and the
+  chapters' validated configurations;
 - :mod:`kernels.cli`: the ``kernels`` command (generate data, train surrogates).
 """
 
