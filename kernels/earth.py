@@ -550,6 +550,7 @@ def water_kernels(columns, periods, dc=None):
         If ``columns`` has no ``water_depth`` or a negative one.
     """
     from ._secular import PARAMETERS, exact_kernels
+    from .sensitivity import _one_torch_thread
 
     water, periods, dc, arrays = _oceanic_arrays(columns, periods, dc)
     n_sample, n_layer = arrays[0].shape
@@ -563,7 +564,9 @@ def water_kernels(columns, periods, dc=None):
         if not ok.any():
             continue
         sea = (water[s], SEA_WATER["velocity_p"], SEA_WATER["density"]) if water[s] > 0 else None
-        value, kernels = exact_kernels(roots[ok], periods[ok], *model, "rayleigh", water=sea)
+        with _one_torch_thread():  # small batched products: a thread pool only slows them
+            value, kernels = exact_kernels(roots[ok], periods[ok], *model, "rayleigh",
+                                           water=sea)
         c[s, ok] = value
         for name in PARAMETERS:
             layers[name][s, ok] = kernels[name]
