@@ -312,9 +312,8 @@ def column_scores(surrogate, columns, theory, baseline):
     theirs = emergence_scores(baseline.dc_dvelocity_s.reset_coords(drop=True),
                               physics.dc_dvelocity_s, velocity_s, usable)
     out = out.merge(ours).merge(theirs.rename({name: f"baseline_{name}" for name in theirs}))
-    keep = {name: columns[name] for name in columns.coords
-            if name != "sample" and columns[name].dims == ("sample",)}
-    return out.assign_coords({**keep, "failed": theory.failed.reset_coords(drop=True)})
+    return out.assign_coords({**_per_sample_coords(columns),
+                              "failed": theory.failed.reset_coords(drop=True)})
 
 
 def region_summary(scores, by="region_group", n_boot=1000, seed=0):
@@ -442,18 +441,16 @@ def _oceanic_arrays(columns, periods, dc):
 def _rayleigh_roots(model, water_depth, periods, dc):
     """Trapped fundamental Rayleigh roots of a model under ``water_depth`` km of sea
     water (none for 0), NaN where there is none."""
-    from disba import PhaseDispersion
-
-    from .forward import _solve_one, trapped
+    from .forward import _roots
 
     if water_depth > 0:
         model = (np.r_[water_depth, model[0]], np.r_[SEA_WATER["velocity_p"], model[1]],
                  np.r_[0.0, model[2]], np.r_[SEA_WATER["density"], model[3]])
-    c = _solve_one(PhaseDispersion(*model, dc=dc), periods, 0, "rayleigh")
-    return np.where(trapped(c, model[2][-1]), c, np.nan)
+    return _roots(model, periods, 0, "rayleigh", dc)[0]  # untrapped roots are NaN there
 
 
 def _per_sample_coords(columns):
+    """The columns' coordinates along ``sample`` alone (node, latitude, region, ...)."""
     return {name: columns[name] for name in columns.coords
             if name != "sample" and columns[name].dims == ("sample",)}
 
