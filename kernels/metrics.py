@@ -26,7 +26,7 @@ __all__ = ["cosine_similarity", "relative_l2", "pearson", "depth_of_peak", "kern
            "errors_by_period_bin", "summarise_by_period_bin", "align_on_depth",
            "raw_kernel_error", "skill", "cosine_skill", "depth_shares", "cluster_bootstrap",
            "binned_statistics", "binned_skill", "paired_difference_by_period_bin",
-           "relative_l2_by_period_bin"]
+           "relative_l2_by_period_bin", "error_concentration", "model_rmse"]
 
 
 def cosine_similarity(a, b, dim="depth"):
@@ -177,6 +177,100 @@ def curve_rmse(predicted, true, n_boot=1000, seed=0, level=0.95):
     table = pd.DataFrame(rows).T
     table.index.name = "wave"
     return table.astype({"cells": int})
+
+
+def model_rmse(predicted, true):
+    """Each model's RMSE (km/s) over its periods and waves, NaN cells left out.
+
+    Parameters
+    ----------
+    predicted, true : xarray.DataArray
+        Phase velocities (km/s) on ``(sample, ...)`` with the same coordinates.
+
+    Returns
+    -------
+    xarray.DataArray
+        On ``sample``; NaN for a model without a finite cell.
+    """
+    predicted, true = xr.align(predicted, true, join="exact")
+    other = [dim for dim in predicted.dims if dim != "sample"]
+    return np.sqrt(((predicted - true) ** 2).mean(other, skipna=True)).rename("rmse")
+
+
+def error_concentration(predicted, true, worst=0.01):
+    """How much of a surrogate's curve error sits in its worst models.
+
+    An RMSE over models and periods weights large errors quadratically, so a few
+    models with near-discontinuous curves (a very slow surface layer over rock
+    makes the fundamental mode climb from the layer's velocity to the rock's
+    within a few periods) can decide it. This separates them from the rest.
+
+    Parameters
+    ----------
+    predicted, true : xarray.DataArray
+        Phase velocities (km/s) on ``(sample, wave, period)`` with the same
+        coordinates; NaN cells (no trapped root) are left out.
+    worst : float
+        Share of models counted as the worst (at least one model), in (0, 1).
+        Models are ranked by their own RMSE (:func:`model_rmse`) over the
+        row's cells.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per wave and a row ``both`` (the waves pooled); columns ``rmse``
+        (all models), ``rmse_rest`` (without the worst models), ``worst_share``
+        (share of the summed squared error in the worst models),
+        ``median_model_rmse`` (median of the models' own RMSEs, km/s),
+        ``n_worst``, ``models``, and ``negative_cells`` (predicted phase
+        velocities at or below 0 km/s, which no physical model has).
+
+    Raises
+    ------
+    ValueError
+        If ``worst`` is not in (0, 1) or the coordinates differ.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> true = xr.DataArray(np.full((100, 1, 2), 3.0), dims=("sample", "wave", "period"),
+    ...                     coords={"wave": ["love"]})
+    >>> predicted = true.copy()
+    >>> predicted[0] += 1.0  # one model 1 km/s off at both periods
+    >>> row = error_concentration(predicted, true).loc["love"]
+    >>> float(row.worst_share), float(row.rmse_rest), float(row.rmse)
+    (1.0, 0.0, 0.1)
+    """
+    import pandas as pd
+
+    if not 0.0 < float(worst) < 1.0:
+        raise ValueError(f"worst must be a share of models in (0, 1), got {worst!r}.")
+    predicted, true = xr.align(predicted, true, join="exact")
+    squared = ((predicted - true) ** 2).transpose("sample", "wave", ...)
+    rows = {}
+    for wave in [*map(str, squared.wave.values), "both"]:
+        chosen = squared if wave == "both" else squared.sel(wave=wave)
+        cells = chosen.values.reshape(squared.sizes["sample"], -1)
+        counted = np.isfinite(cells)
+        keep = counted.any(axis=1)
+        cells, counted = cells[keep], counted[keep].sum(axis=1)
+        per_model = np.nansum(cells, axis=1)
+        n_worst = max(1, int(round(worst * per_model.size)))
+        order = np.argsort(per_model / counted)[::-1]
+        top, rest = order[:n_worst], order[n_worst:]
+        total = per_model.sum()
+        values = predicted if wave == "both" else predicted.sel(wave=wave)
+        rows[wave] = {
+            "rmse": float(np.sqrt(total / counted.sum())),
+            "rmse_rest": float(np.sqrt(per_model[rest].sum() / counted[rest].sum())),
+            "worst_share": float(per_model[top].sum() / total) if total > 0 else 0.0,
+            "median_model_rmse": float(np.median(np.sqrt(per_model / counted))),
+            "n_worst": n_worst, "models": int(per_model.size),
+            "negative_cells": int((values.values <= 0).sum()),
+        }
+    table = pd.DataFrame(rows).T
+    table.index.name = "wave"
+    return table.astype({"n_worst": int, "models": int, "negative_cells": int})
 
 
 def errors_by_period_bin(predicted, true, bins=PERIOD_BINS):

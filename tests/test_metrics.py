@@ -149,3 +149,38 @@ def test_curve_rmse_rejects_mismatched_coordinates():
                      coords={"wave": ["love"], "period": [2.0, 3.0]})
     with pytest.raises(ValueError, match="cannot align|indexes along dimension"):
         curve_rmse(a, a.assign_coords(period=[2.0, 4.0]))
+
+
+def test_error_concentration_known_answers():
+    """Uniform errors put the worst share's own share in the worst models; NaN is skipped."""
+    from kernels.metrics import error_concentration
+
+    true = xr.DataArray(np.full((200, 2, 4), 3.0), dims=("sample", "wave", "period"),
+                        coords={"wave": ["rayleigh", "love"]})
+    uniform = error_concentration(true + 0.02, true, worst=0.05)
+    assert np.allclose(uniform["worst_share"], 0.05)
+    assert np.allclose(uniform[["rmse", "rmse_rest", "median_model_rmse"]], 0.02)
+    assert (uniform["n_worst"] == 10).all() and (uniform["models"] == 200).all()
+
+    predicted = true + 0.01
+    predicted[3, 1] = 2.0  # one Love model far off; NaN periods elsewhere are left out
+    predicted[7, 1, :2] = np.nan
+    predicted[9, 0, 0] = -0.5  # not a phase velocity
+    table = error_concentration(predicted, true, worst=0.005)
+    love, rayleigh = table.loc["love"], table.loc["rayleigh"]
+    assert love.n_worst == 1 and np.isclose(love.rmse_rest, 0.01)
+    # squared errors: 4 x 1.0 (model 3), 4 x 1e-4 (198 models), 2 x 1e-4 (model 7, two NaN)
+    assert np.isclose(love.worst_share, 4.0 / (4.0 + 198 * 4e-4 + 2e-4))
+    assert np.isclose(love.rmse, np.sqrt((4.0 + 198 * 4e-4 + 2e-4) / 798))
+    assert rayleigh.negative_cells == 1 and love.negative_cells == 0
+    both = table.loc["both"]
+    # pooled, the worst model is 9 (3.5 km/s off at one Rayleigh period)
+    total = 12.25 + 799e-4 + 4.0 + 198 * 4e-4 + 2e-4
+    assert both.negative_cells == 1 and both.n_worst == 1
+    assert np.isclose(both.worst_share, (12.25 + 7e-4) / total)
+    rmse = metrics.model_rmse(predicted, true)
+    assert int(np.argmax(rmse.values)) == 9 and np.isclose(float(rmse[9]), np.sqrt(
+        (12.25 + 7e-4) / 8))
+    assert np.isclose(float(rmse[7]), 0.01)  # its two NaN cells are left out, not zeros
+    with pytest.raises(ValueError, match=r"worst must be a share of models in \(0, 1\), got 1"):
+        error_concentration(predicted, true, worst=1)
