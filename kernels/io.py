@@ -480,7 +480,9 @@ def timing_tables(records):
     -------
     (pandas.DataFrame, pandas.DataFrame)
         Per notebook (index): ``runs``, ``minutes``, ``last_finished``, ``cores``,
-        and minutes per stage of :data:`BUILD_STAGES` plus ``evaluation`` (NaN for
+        ``overrides`` (the profile settings that the notebook's own run changed,
+        ``-p section.name VALUE``, as text; empty for a run on the profile as it
+        is), and minutes per stage of :data:`BUILD_STAGES` plus ``evaluation`` (NaN for
         a notebook whose records predate stage timing). Per ``(stage, label)``:
         ``minutes`` and ``blocks`` over every counted run, largest first.
 
@@ -497,10 +499,14 @@ def timing_tables(records):
     """
     import pandas as pd
 
-    columns = ["notebook", "run", "wall_s", "finished", "cpu_count"]
+    columns = ["notebook", "run", "wall_s", "finished", "cpu_count", "overrides"]
     parts = list(BUILD_STAGES) + ["evaluation"]
-    # Records from before runs were named are a notebook's own run.
+    # Records from before runs were named are a notebook's own run. A sweep point's
+    # overrides are its sweep's definition; only a notebook's own run reports them.
     records = [{**r, "run": r.get("run") or r["notebook"]} for r in records]
+    records = [{**r, "overrides": ", ".join(f"{k}={v}" for k, v in sorted(
+        (r.get("overrides") or {}).items())) if r["run"] == r["notebook"] else ""}
+        for r in records]
     table = pd.DataFrame([{**{k: r.get(k) for k in columns},
                            **(r.get("stage_minutes") or dict.fromkeys(parts, float("nan")))}
                           for r in records], columns=columns + parts)
@@ -510,6 +516,7 @@ def timing_tables(records):
     per_notebook = table.groupby("notebook", sort=True).agg(
         runs=("run", "size"), minutes=("wall_s", lambda w: w.sum() / 60),
         last_finished=("finished", "max"), cores=("cpu_count", "max"),
+        overrides=("overrides", lambda o: "; ".join(v for v in o if v)),
         **{part: (part, lambda m: m.sum(min_count=len(m))) for part in parts})
     blocks = [{"stage": b["stage"], "label": b["label"], "minutes": b["seconds"] / 60}
               for r in records if (r["notebook"], r["run"]) in kept

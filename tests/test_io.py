@@ -147,16 +147,18 @@ def test_timing_tables_count_own_runs_and_sweep_points_once():
     added); a notebook run only as sweep points is their sum; a record from before
     stage timing (and of run names) leaves its stage columns NaN; blocks are summed per
     (stage, label)."""
-    def record(notebook, run, wall, stages=()):
+    def record(notebook, run, wall, stages=(), overrides=None):
         stages = [{"stage": s, "label": label, "seconds": sec} for s, label, sec in stages]
         return {"notebook": notebook, "run": run, "wall_s": wall, "finished": "2026-12-03",
-                "cpu_count": 2, "stages": stages,
+                "cpu_count": 2, "stages": stages, "overrides": overrides or {},
                 "stage_minutes": io.stage_minutes(stages, wall)}
 
     records = [record("03-x", "03-x", 600.0, [("data", "weak", 120.0),
-                                              ("training", "weak", 300.0)]),
+                                              ("training", "weak", 300.0)],
+                      {"training.epochs": 5, "run.seed": 1}),
                record("03-x", "other", 60.0, [("data", "weak", 60.0)]),
-               record("p", "a=1", 120.0, [("training", "weak", 60.0)]),
+               record("p", "a=1", 120.0, [("training", "weak", 60.0)],
+                      {"emergence.n_seeds": 1}),
                record("p", "a=2", 180.0, [("training", "weak", 120.0)]),
                {"notebook": "01-y", "wall_s": 30.0, "finished": "t", "cpu_count": 2}]
     per_notebook, per_label = io.timing_tables(records)
@@ -166,6 +168,9 @@ def test_timing_tables_count_own_runs_and_sweep_points_once():
                                                                                     3.0]
     assert per_notebook.loc["p", "minutes"] == 5.0 and per_notebook.loc["p", "training"] == 3.0
     assert np.isnan(per_notebook.loc["01-y", "data"])
+    # a chapter's own run reports its overrides; a sweep point's are its sweep's definition
+    assert per_notebook.loc["03-x", "overrides"] == "run.seed=1, training.epochs=5"
+    assert per_notebook.loc["p", "overrides"] == per_notebook.loc["01-y", "overrides"] == ""
     assert per_label.loc[("training", "weak"), "minutes"] == 8.0
     assert per_label.loc[("training", "weak"), "blocks"] == 3
     assert per_label.loc[("data", "weak"), "minutes"] == 2.0  # the stray run is not counted

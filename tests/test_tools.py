@@ -206,6 +206,10 @@ def test_write_timing_records_each_run_atomically(tmp_path, monkeypatch):
     assert path.name == "03-surrogate-training.json"
     assert record["wall_s"] == 61.2 or record["wall_s"] == 61.3
     assert record["run"] == "03-surrogate-training" and record["profile"] == "ci"
+    assert record["overrides"] == {}
+    record = json.loads(run_notebook.write_timing(
+        "03-surrogate-training", "ci", 1.0, overrides={"training.epochs": 5}).read_text())
+    assert record["overrides"] == {"training.epochs": 5}
     point = run_notebook.write_timing("emergence-point", "ci", 5.0, run="n_train=120")
     assert point.name == "emergence-point[n_train=120].json"
     assert sorted(p.name for p in point.parent.iterdir()) == [

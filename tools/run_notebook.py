@@ -136,6 +136,10 @@ def main(argv=None):
         for name in ("output_dir", "cache_dir"):
             injected[name] = os.path.relpath(injected[name], here)
         print(f"[{stem}] profile {args.profile}: {injected}", flush=True)
+        if injected.get("overrides") and "result" not in declared:
+            print(f"[{stem}] note: with these overrides its figures and results in "
+                  f"{os.path.relpath(artifacts_dir(args.profile), ROOT)} are no longer the "
+                  f"profile's; the page 'Reproducing this book' marks the run.", flush=True)
         executed = Path(tmp) / "executed.ipynb"
         # The kernel must run this interpreter (the project's venv).
         os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
@@ -174,7 +178,8 @@ def main(argv=None):
         nbformat.write(result, executed)
         wall = time.perf_counter() - started
         stages = read_stage_log(stage_log)
-        write_timing(stem, args.profile, wall, run=args.output.stem, stages=stages)
+        write_timing(stem, args.profile, wall, run=args.output.stem, stages=stages,
+                     overrides=injected.get("overrides"))
         os.replace(executed, args.output)
     shares = ", ".join(f"{name} {minutes:.1f}" for name, minutes
                        in stage_minutes(stages, wall).items() if minutes >= 0.05)
@@ -182,12 +187,15 @@ def main(argv=None):
           + (f" ({shares} min)" if shares else ""), flush=True)
 
 
-def write_timing(stem, profile, wall_s, run=None, stages=()):
+def write_timing(stem, profile, wall_s, run=None, stages=(), overrides=None):
     """Record one notebook's execution wall time for the page "Reproducing this book".
 
     ``run`` names one of several executions of the same notebook (a sweep point);
     ``stages`` are the :func:`kernels.io.stage_timer` records of the execution, kept
-    with their minutes per stage (:func:`kernels.io.stage_minutes`).
+    with their minutes per stage (:func:`kernels.io.stage_minutes`). ``overrides``
+    are the profile settings the run changed (``-p section.name VALUE``): the
+    figures and results it wrote then differ from the profile's, and the record
+    says so.
     """
     run = stem if run in (None, stem) else run
     name = stem if run == stem else f"{stem}[{run}]"
@@ -195,7 +203,8 @@ def write_timing(stem, profile, wall_s, run=None, stages=()):
               "finished": datetime.now(UTC).isoformat(timespec="seconds"),
               "cpu_count": os.cpu_count(), "machine": platform.machine(),
               "python": platform.python_version(), "stages": list(stages),
-              "stage_minutes": stage_minutes(stages, wall_s)}
+              "stage_minutes": stage_minutes(stages, wall_s),
+              "overrides": dict(overrides or {})}
     return write_json(record, artifacts_dir(profile) / "timings" / f"{name}.json")
 
 
