@@ -17,6 +17,8 @@ __all__ = [
     "use_style",
     "depth_axis",
     "mark_half_space",
+    "log_axis",
+    "log_period_axis",
     "HALF_SPACE_TOP",
     "plot_profiles",
     "plot_depth_band",
@@ -239,6 +241,41 @@ def mark_half_space(ax, depth=127.5, label=True):
     return ax
 
 
+#: Period ticks (s) of every log period axis in the book.
+PERIOD_TICKS = (2, 5, 10, 20, 50)
+#: Default ticks of a log axis: 1-2-5 steps from 0.001 to 5000.
+ONE_TWO_FIVE = tuple(float(f"{m}e{e}") for e in range(-3, 4) for m in (1, 2, 5))
+
+
+def log_axis(ax, ticks=ONE_TWO_FIVE, which="x"):
+    """Put one axis of ``ax`` on a log scale labelled in plain numbers at ``ticks``.
+
+    Matplotlib labels a log axis that spans less than a decade at its minor ticks
+    in the form 3 x 10^0, which overprints the major labels; here only ``ticks``
+    (those inside the axis's range) are labelled, as ``%g``. Returns ``ax``.
+    """
+    from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
+
+    if which not in ("x", "y"):
+        raise ValueError(f"which must be 'x' or 'y', got {which!r}.")
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    axis.set_major_locator(FixedLocator(np.asarray(ticks, dtype=float)))
+    axis.set_major_formatter(FormatStrFormatter("%g"))
+    axis.set_minor_formatter(NullFormatter())
+    return ax
+
+
+def log_period_axis(ax, periods=None):
+    """A log period axis (s) ticked at :data:`PERIOD_TICKS` within ``periods``' range."""
+    ticks = PERIOD_TICKS
+    if periods is not None:
+        periods = np.asarray(periods, dtype=float)
+        ticks = [t for t in PERIOD_TICKS if periods.min() <= t <= periods.max()]
+    ax.set_xlabel("Period (s)")
+    return log_axis(ax, ticks)
+
+
 def plot_kernel_image(kernel, ax=None, max_depth=110.0, cmap="RdBu_r", colorbar=True,
                       label="normalised kernel", quantile=1.0, limit=None, log_period=True):
     """Depth-by-period image of a kernel, symmetric colour scale, depth downward.
@@ -282,11 +319,7 @@ def plot_kernel_image(kernel, ax=None, max_depth=110.0, cmap="RdBu_r", colorbar=
         ax.figure.colorbar(mesh, ax=ax, label=label, pad=0.02,
                            extend="both" if largest > limit * (1 + 1e-9) else "neither")
     if log_period:
-        ax.set_xscale("log")
-        ticks = [t for t in (2, 5, 10, 20, 50) if kernel["period"].min() <= t
-                 <= kernel["period"].max()]
-        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-        ax.xaxis.set_minor_formatter(plt.NullFormatter())
+        log_period_axis(ax, kernel["period"].values)
     ax.set_xlabel("Period (s)")
     return depth_axis(ax, max_depth)
 
@@ -351,8 +384,6 @@ def plot_sweep(table, xlabel, axes=None, metric="median_cosine"):
     -------
     sequence of matplotlib.axes.Axes
     """
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
-
     from .config import WAVES
     from .metrics import period_bin_labels
 
@@ -373,15 +404,12 @@ def plot_sweep(table, xlabel, axes=None, metric="median_cosine"):
                         yerr=[line[metric] - line[f"{prefix}_low"],
                               line[f"{prefix}_high"] - line[metric]],
                         marker="o", ms=3, capsize=2, color=color, label=f"{label} s")
-        ax.set_xscale("log")
-        ax.set_xticks(values)
-        ax.xaxis.set_major_formatter(ScalarFormatter())
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        log_axis(ax, values)
         ax.set_xlabel(xlabel)
         ax.set_title(f"{wave.capitalize()} waves", fontsize=9)
     if metric == "directional_error":
         for ax in axes:
-            ax.set_yscale("log")
+            log_axis(ax, which="y")
     axes[0].set_ylabel(ylabel)
     axes[0].legend(fontsize=7, title="period bin", title_fontsize=7)
     return axes

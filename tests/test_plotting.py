@@ -65,3 +65,31 @@ def test_map_axes_draws_the_coastline_and_global_limits():
     assert "Longitude" in ax.get_xlabel() and "Latitude" in ax.get_ylabel()
     assert len(ax.collections) == 1  # the outline
     plt.close(fig)
+
+
+def test_log_axes_label_only_their_ticks_in_plain_numbers():
+    """Less than a decade of periods: labels 2, 5, 10, 20, 50 only, no '3 x 10^0'."""
+    import matplotlib.pyplot as plt
+    import pytest
+
+    fig, ax = plt.subplots()
+    ax.plot([2.0, 60.0], [0.0, 1.0])
+    plotting.log_period_axis(ax, [2.0, 60.0])
+    fig.canvas.draw()
+    low, high = ax.get_xlim()
+    major = [label.get_text() for label, value in zip(ax.get_xticklabels(), ax.get_xticks(),
+                                                      strict=True) if low <= value <= high]
+    minor = [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]
+    assert major == ["2", "5", "10", "20", "50"]
+    assert minor == []
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "Period (s)"
+    ax.plot([1.0, 1.0], [3.0, 40.0])
+    plotting.log_axis(ax, which="y")
+    ax.set_ylim(3.0, 40.0)
+    fig.canvas.draw()
+    shown = [label.get_text() for label, value in zip(ax.get_yticklabels(), ax.get_yticks(),
+                                                      strict=True) if 3.0 <= value <= 40.0]
+    assert shown == ["5", "10", "20"]
+    with pytest.raises(ValueError, match="which must be 'x' or 'y', got 'z'"):
+        plotting.log_axis(ax, which="z")
+    plt.close(fig)
