@@ -358,15 +358,18 @@ def plot_kernel_lines(kernel, periods, ax=None, max_depth=110.0, linestyle="-", 
 
 
 #: Metrics of the sweep table that :func:`plot_sweep` draws, with their axis labels.
+#: Sweep metrics plotted by :func:`plot_sweep`: interval prefix, axis label and the
+#: factor from the table's unit to the axis's (directional errors in per cent, as in
+#: the chapters).
 SWEEP_METRICS = {
-    "median_cosine": ("median_ci", "Median cosine with theory"),
-    "cosine_skill": ("cosine_skill", "Cosine skill over the prior-median kernel"),
-    "raw_skill": ("raw_skill", "Raw-kernel skill over the prior-median kernel"),
-    "directional_error": ("directional_error", "Median error of J dm"),
+    "median_cosine": ("median_ci", "Median cosine with theory", 1.0),
+    "cosine_skill": ("cosine_skill", "Cosine skill over the prior-median kernel", 1.0),
+    "raw_skill": ("raw_skill", "Raw-kernel skill over the prior-median kernel", 1.0),
+    "directional_error": ("directional_error", "Median error of J dm (%)", 100.0),
 }
 
 
-def plot_sweep(table, xlabel, axes=None, metric="median_cosine"):
+def plot_sweep(table, xlabel, axes=None, metric="median_cosine", legend=True):
     """A sweep metric per period bin against the swept value, one panel per wave.
 
     Parameters
@@ -379,6 +382,9 @@ def plot_sweep(table, xlabel, axes=None, metric="median_cosine"):
     axes : sequence of two matplotlib.axes.Axes, optional
     metric : str
         One of :data:`SWEEP_METRICS`.
+    legend : bool
+        Draw the period-bin legend on the first panel (off where the caller draws one
+        legend for several rows).
 
     Returns
     -------
@@ -389,9 +395,12 @@ def plot_sweep(table, xlabel, axes=None, metric="median_cosine"):
 
     if metric not in SWEEP_METRICS:
         raise ValueError(f"metric must be one of {list(SWEEP_METRICS)}, got {metric!r}.")
-    prefix, ylabel = SWEEP_METRICS[metric]
+    prefix, ylabel, scale = SWEEP_METRICS[metric]
     if axes is None:
-        axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)[1]
+        axes = plt.subplots(1, 2, figsize=(10, 3.8))[1]
+    # one scale for both waves, set before plotting so that it spans both panels' data
+    if axes[1].get_shared_y_axes().get_siblings(axes[1]) == [axes[1]]:
+        axes[1].sharey(axes[0])
     colors = plt.cm.viridis(np.linspace(0.0, 0.9, len(period_bin_labels())))
     values = np.sort(table["value"].unique())
     for ax, wave in zip(axes, WAVES, strict=True):
@@ -400,9 +409,10 @@ def plot_sweep(table, xlabel, axes=None, metric="median_cosine"):
             line = part[part["period_bin"] == label].sort_values("value")
             if line.empty:
                 continue
-            ax.errorbar(line["value"], line[metric],
-                        yerr=[line[metric] - line[f"{prefix}_low"],
-                              line[f"{prefix}_high"] - line[metric]],
+            centre = scale * line[metric]
+            ax.errorbar(line["value"], centre,
+                        yerr=[centre - scale * line[f"{prefix}_low"],
+                              scale * line[f"{prefix}_high"] - centre],
                         marker="o", ms=3, capsize=2, color=color, label=f"{label} s")
         log_axis(ax, values)
         ax.set_xlabel(xlabel)
@@ -411,7 +421,8 @@ def plot_sweep(table, xlabel, axes=None, metric="median_cosine"):
         for ax in axes:
             log_axis(ax, which="y")
     axes[0].set_ylabel(ylabel)
-    axes[0].legend(fontsize=7, title="period bin", title_fontsize=7)
+    if legend:
+        axes[0].legend(fontsize=7, title="period bin", title_fontsize=7)
     return axes
 
 

@@ -93,3 +93,22 @@ def test_log_axes_label_only_their_ticks_in_plain_numbers():
     with pytest.raises(ValueError, match="which must be 'x' or 'y', got 'z'"):
         plotting.log_axis(ax, which="z")
     plt.close(fig)
+
+
+def test_sweep_panels_share_one_scale_that_shows_both_waves():
+    """Both waves' directional errors are drawn in per cent on one y scale spanning both."""
+    import pandas as pd
+
+    from kernels.metrics import period_bin_labels
+
+    rows = [{"value": value, "wave": wave, "period_bin": label,
+             "directional_error": error, "directional_error_low": 0.8 * error,
+             "directional_error_high": 1.2 * error}
+            for value in (1000, 2000) for label in period_bin_labels()
+            for wave, error in (("rayleigh", 0.05), ("love", 0.30))]
+    axes = plotting.plot_sweep(pd.DataFrame(rows), "Training models",
+                               metric="directional_error")
+    assert axes[0].get_ylim() == axes[1].get_ylim()
+    low, high = axes[0].get_ylim()
+    assert low <= 0.8 * 5.0 and high >= 1.2 * 30.0  # per cent: 0.05 -> 5, 0.30 -> 30
+    assert "%" in axes[0].get_ylabel()
