@@ -320,7 +320,8 @@ def plot_kernel_image(kernel, ax=None, max_depth=110.0, cmap="RdBu_r", colorbar=
                            extend="both" if largest > limit * (1 + 1e-9) else "neither")
     if log_period:
         log_period_axis(ax, kernel["period"].values)
-    ax.set_xlabel("Period (s)")
+    else:
+        ax.set_xlabel("Period (s)")
     return depth_axis(ax, max_depth)
 
 
@@ -357,7 +358,6 @@ def plot_kernel_lines(kernel, periods, ax=None, max_depth=110.0, linestyle="-", 
     return depth_axis(ax, max_depth)
 
 
-#: Metrics of the sweep table that :func:`plot_sweep` draws, with their axis labels.
 #: Sweep metrics plotted by :func:`plot_sweep`: interval prefix, axis label and the
 #: factor from the table's unit to the axis's (directional errors in per cent, as in
 #: the chapters).
