@@ -26,7 +26,8 @@ __all__ = ["cosine_similarity", "relative_l2", "pearson", "depth_of_peak", "kern
            "errors_by_period_bin", "summarise_by_period_bin", "align_on_depth",
            "raw_kernel_error", "skill", "cosine_skill", "depth_shares", "cluster_bootstrap",
            "binned_statistics", "binned_skill", "paired_difference_by_period_bin",
-           "relative_l2_by_period_bin", "error_concentration", "model_rmse"]
+           "relative_l2_by_period_bin", "error_concentration", "model_rmse",
+           "interval_text", "interval_columns"]
 
 
 def cosine_similarity(a, b, dim="depth"):
@@ -629,6 +630,34 @@ def binned_statistics(values, bins=PERIOD_BINS, n_boot=1000, seed=0, cluster="sa
                     block, None, n_boot, seed, level)
     index = pd.MultiIndex.from_tuples(rows, names=["wave", "period_bin"])
     return pd.DataFrame(list(rows.values()), index=index)
+
+
+def interval_text(value, low, high, fmt=".2f", scale=1.0):
+    """Table cells ``"value [low, high]"``: one string for numbers, a list for sequences.
+
+    ``fmt`` is a format spec (``"+.3f"``, say) and ``scale`` multiplies all three
+    numbers (100 for per cent).
+    """
+    def cell(v, lo, hi):
+        return f"{scale * v:{fmt}} [{scale * lo:{fmt}}, {scale * hi:{fmt}}]"
+
+    if np.ndim(value) == 0:
+        return cell(value, low, high)
+    return [cell(*row) for row in zip(np.asarray(value), np.asarray(low), np.asarray(high),
+                                      strict=True)]
+
+
+def interval_columns(table, names, fmt=".2f", scale=1.0):
+    """One ``"value [low, high]"`` column per name of ``table``.
+
+    Reads the layout of :func:`binned_statistics` (columns ``<name>``, ``<name>_low``,
+    ``<name>_high``); returns a DataFrame on ``table``'s index.
+    """
+    import pandas as pd
+
+    return pd.DataFrame({name: interval_text(table[name], table[f"{name}_low"],
+                                             table[f"{name}_high"], fmt, scale)
+                         for name in names}, index=table.index)
 
 
 def _paired_bins(a, b, bins, cluster):

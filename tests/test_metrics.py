@@ -184,3 +184,18 @@ def test_error_concentration_known_answers():
     assert np.isclose(float(rmse[7]), 0.01)  # its two NaN cells are left out, not zeros
     with pytest.raises(ValueError, match=r"worst must be a share of models in \(0, 1\), got 1"):
         error_concentration(predicted, true, worst=1)
+
+
+def test_interval_text_formats_scales_and_reads_binned_tables():
+    import pandas as pd
+
+    assert metrics.interval_text(0.1234, 0.1, 0.15) == "0.12 [0.10, 0.15]"
+    assert metrics.interval_text(0.05, 0.01, 0.2, ".1f", 100) == "5.0 [1.0, 20.0]"
+    assert metrics.interval_text([0.5, -0.25], [0.4, -0.3], [0.6, -0.2], "+.2f") == [
+        "+0.50 [+0.40, +0.60]", "-0.25 [-0.30, -0.20]"]
+    with pytest.raises(ValueError):
+        metrics.interval_text([1.0, 2.0], [0.5], [1.5, 2.5])
+    table = pd.DataFrame({"a": [1.0], "a_low": [0.5], "a_high": [2.0]}, index=["x"])
+    shown = metrics.interval_columns(table, ["a"], ".1f")
+    assert shown.loc["x", "a"] == "1.0 [0.5, 2.0]"
+    assert list(shown.columns) == ["a"]
