@@ -43,7 +43,11 @@ The loss (:class:`DerivativeTerm`)
     (:meth:`DerivativeTerm.expected`), so the estimate is unbiased. A parameter an
     output barely feels (Vp for Love waves: not at all) has its scale raised to a
     tenth of that output's largest (:data:`RESPONSE_FLOOR`), so that its error is
-    measured, not divided by zero. The total
+    measured, not divided by zero. With ``normalise="model"`` each model's
+    error is divided by its own response :math:`\sqrt{g_p^T C g_p}` instead of
+    the population's (the expectation and the unbiasedness are unchanged): a
+    model with a weak response then weighs as much as one with a strong one, as
+    in the relative errors the chapters measure. The total
     loss is the value loss (MSE on standardised curves) plus ``weight`` times
     :math:`L_d`.
 
@@ -75,13 +79,16 @@ from .data import load_split
 from .io import code_hash, config_hash, provenance
 from .surrogate import INPUTS, Surrogate, load
 
-__all__ = ["KERNEL_VARIABLES", "DerivativeSettings", "generate_kernels", "open_kernels",
-           "kernels_cached", "direction_factor", "DerivativeTerm", "train_sobolev",
-           "choose_weight"]
+__all__ = ["KERNEL_VARIABLES", "NORMALISATIONS", "DerivativeSettings", "generate_kernels",
+           "open_kernels", "kernels_cached", "direction_factor", "DerivativeTerm", "train_sobolev",
+           "choose_weight", "fitting_gap"]
 
 #: Smallest normalising scale of a parameter's derivative term, as a share of the
 #: largest parameter's physical response at the same wave and period.
 RESPONSE_FLOOR = 0.1
+
+#: The derivative term's normalisations (:class:`DerivativeSettings`).
+NORMALISATIONS = ("population", "model")
 
 #: The kernel variables stored, in the surrogates' input order (Vp, Vs, density).
 KERNEL_VARIABLES = tuple(f"dc_d{name}" for name in INPUTS)
@@ -293,7 +300,7 @@ def direction_factor(depth, correlation_length):
 
 @dataclass(frozen=True)
 class DerivativeSettings:
-    """Settings of the derivative term (recorded in checkpoints).
+    r"""Settings of the derivative term (recorded in checkpoints).
 
     Parameters
     ----------
@@ -307,12 +314,20 @@ class DerivativeSettings:
         Correlation length (km) of the directions in depth; 0 (the default)
         for independent nodes, which constrains the whole Jacobian
         (:func:`direction_factor`).
+    normalise : {"population", "model"}
+        Scale of each error: ``"population"`` (the default) divides by
+        :math:`s_{p,w,T}`, the rms response over the models with kernels;
+        ``"model"`` by each model's own rms response
+        :math:`\sqrt{g_p^T C g_p}` (floored like the population scale,
+        :data:`RESPONSE_FLOOR`), so that every model's *relative* error weighs
+        alike, as the directional-derivative test measures it.
     """
 
     weight: float = 1.0
     n_directions: int = 2
     batch_size: int = 32
     correlation_length: float = 0.0
+    normalise: str = "population"
 
     def __post_init__(self):
         if not (math.isfinite(self.weight) and self.weight >= 0):
@@ -322,6 +337,9 @@ class DerivativeSettings:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
         direction_factor(np.zeros(1), self.correlation_length)  # validates the length
+        if self.normalise not in NORMALISATIONS:
+            raise ValueError(f"normalise must be one of {NORMALISATIONS}, got "
+                             f"{self.normalise!r}.")
 
 
 class DerivativeTerm:
@@ -379,6 +397,13 @@ class DerivativeTerm:
         # against a tenth of the output's largest response (RESPONSE_FLOOR).
         largest = scale.max(dim=0, keepdim=True).values
         self.scale_ = torch.maximum(scale, RESPONSE_FLOOR * largest).clamp_min(1e-12)
+        # Each model's own scale (normalise="model"), floored at a tenth of the larger of
+        # its own largest response and the population's for that parameter: a model that
+        # barely feels a parameter is not divided by (nearly) zero.
+        own = torch.sqrt(response)
+        floor = RESPONSE_FLOOR * torch.maximum(own.max(dim=1, keepdim=True).values,
+                                               self.scale_[None])
+        self.model_scale_ = torch.maximum(own, floor).clamp_min(1e-12)
         self.generator = torch.Generator().manual_seed(int(seed))
         self._device = torch.device("cpu")
 
@@ -390,7 +415,8 @@ class DerivativeTerm:
         """Move the term's tensors to the network's device (once)."""
         device = torch.device(device)
         if device != self._device:
-            for name in ("inputs", "valid", "log_kernels", "factor", "scale_"):
+            for name in ("inputs", "valid", "log_kernels", "factor", "scale_",
+                         "model_scale_"):
                 setattr(self, name, getattr(self, name).to(device))
             self._device = device
 
@@ -420,8 +446,8 @@ class DerivativeTerm:
         # One tangent per (model, direction, parameter), the other parameters held: all in
         # one batched forward-mode product.
         u = torch.zeros((n, k, m, m, x.shape[-1]), device=x.device)
-        index = torch.arange(m)
-        u[:, :, index, index] = x[:, None] * epsilon
+        diagonal = torch.arange(m)
+        u[:, :, diagonal, diagonal] = x[:, None] * epsilon
         x_rep = x[:, None, None].expand(n, k, m, m, x.shape[-1])
         # PyTorch's fused attention and its fused evaluation-mode encoder layer have no
         # forward-mode derivative; the plain implementations do.
@@ -434,7 +460,13 @@ class DerivativeTerm:
         finally:
             torch.backends.mha.set_fastpath_enabled(fastpath)
         learned = jvp.reshape(n, k, m, -1)
-        return (learned - exact) / self.scale_
+        return (learned - exact) / self._scale(index)[:, None]
+
+    def _scale(self, index):
+        """The normalising scale of each picked model, (n, 3, n_outputs)."""
+        if self.settings.normalise == "model":
+            return self.model_scale_[index]
+        return self.scale_.expand(len(index), *self.scale_.shape)
 
     def __call__(self, network, step=None):
         """``weight`` x the loss on a random batch of models and directions (a tensor).
@@ -469,7 +501,8 @@ class DerivativeTerm:
         learned = jac * x[:, None]  # (n, n_outputs, 3, n_depth), log coordinates
         diff = learned.permute(0, 2, 1, 3) - self.log_kernels[index]
         covariance = self.factor @ self.factor.T
-        quadratic = torch.einsum("npoz,zy,npoy->npo", diff, covariance, diff) / self.scale_**2
+        quadratic = (torch.einsum("npoz,zy,npoy->npo", diff, covariance, diff)
+                     / self._scale(index) ** 2)
         return quadratic[self.valid[index]].mean()
 
 
@@ -579,3 +612,53 @@ def choose_weight(table, rmse_tolerance=0.1):
     if qualifying.empty:
         return float(candidates.loc[candidates["rmse"].idxmin(), "weight"])
     return float(qualifying.loc[qualifying["directional_error"].idxmin(), "weight"])
+
+
+def fitting_gap(seen, unseen, share=0.75):
+    """Is a surrogate's remaining error one of fitting or of generalisation?
+
+    Compares a score on models the surrogate was trained on (with their kernels)
+    with the same score on held-out models. If the error on the training models
+    is already most of the held-out error, more data of the same kind cannot
+    remove it: closing the generalisation gap entirely would remove at most
+    ``1 - share`` of it. The remedy is then in the fit (loss, optimisation,
+    capacity), not in more models or kernels.
+
+    Parameters
+    ----------
+    seen, unseen : pandas.Series
+        Median errors per cell (for example per wave and period bin, as
+        :func:`kernels.metrics.binned_statistics` gives them) on training and on
+        held-out models; the same index.
+    share : float
+        The verdict is "fitting" where ``seen >= share * unseen`` in the cell
+        with the largest held-out error.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``seen``, ``held_out``, ``ratio`` (seen / held-out), one row per
+        cell; ``attrs`` hold ``worst`` (that cell's index) and ``verdict``
+        ("fitting" or "generalisation").
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> seen = pd.Series({"2-5 s": 0.065, "5-10 s": 0.03})
+    >>> unseen = pd.Series({"2-5 s": 0.075, "5-10 s": 0.04})
+    >>> fitting_gap(seen, unseen).attrs["verdict"]
+    'fitting'
+    """
+    import pandas as pd
+
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1], got {share!r}.")
+    if not seen.index.equals(unseen.index):
+        raise ValueError("seen and unseen must have the same cells (index).")
+    table = pd.DataFrame({"seen": seen, "held_out": unseen})
+    table["ratio"] = table["seen"] / table["held_out"]
+    worst = table["held_out"].idxmax()
+    table.attrs["worst"] = worst
+    table.attrs["verdict"] = ("fitting" if table.loc[worst, "seen"] >= share
+                              * table.loc[worst, "held_out"] else "generalisation")
+    return table

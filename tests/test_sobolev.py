@@ -229,3 +229,55 @@ def test_the_term_trains_the_transformer_too():
         draws = torch.cat([term.residuals(network, index, term.directions(5)).flatten() ** 2
                            for _ in range(100)])
     assert float(draws.mean()) == pytest.approx(term.expected(network).item(), rel=0.1)
+
+
+def test_per_model_normalisation_divides_by_each_models_own_response():
+    """normalise="model": each model's exact response has rms 1, and the estimate stays unbiased."""
+    x, a = _toy(seed=6)
+    rng = np.random.default_rng(6)
+    # Models whose kernels differ in size by a factor of up to 10: the population scale
+    # would let the largest dominate.
+    size = np.exp(rng.uniform(0.0, np.log(10.0), size=x.shape[0]))
+    kernels = size[:, None, None, None] * a.transpose(1, 0, 2)[None]
+    settings = sobolev.DerivativeSettings(n_directions=400, normalise="model")
+    term = sobolev.DerivativeTerm(x, kernels, np.arange(12.0), settings, seed=3)
+    eps = term.directions(5)
+    index = torch.arange(5)
+    exact = torch.einsum("npoz,nkpz->nkpo", term.log_kernels, eps) / term._scale(index)[:, None]
+    rms = exact.pow(2).mean(dim=1).sqrt()  # per model, parameter and output
+    assert_allclose(rms.numpy(), 1.0, rtol=0.2)  # 400 draws per cell: ~3.5 % sd; 20 % ~ 5.7 sd
+    # The population scale instead leaves the models' responses as unequal as their kernels.
+    population = sobolev.DerivativeTerm(x, kernels, np.arange(12.0),
+                                        sobolev.DerivativeSettings(n_directions=400), seed=3)
+    spread = torch.einsum("npoz,nkpz->nkpo", population.log_kernels, eps) / population.scale_
+    per_model = spread.pow(2).mean(dim=(1, 2, 3)).sqrt()
+    assert float(per_model.max() / per_model.min()) > 3.0
+    # Unbiased: many one-direction draws average to the full-Jacobian form.
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 16), torch.nn.Tanh(),
+                                  torch.nn.Linear(16, 6), torch.nn.Unflatten(1, (2, 3)))
+    with torch.no_grad():
+        draws = torch.cat([term.residuals(network, index, term.directions(5)).flatten() ** 2
+                           for _ in range(10)])
+    assert float(draws.mean()) == pytest.approx(term.expected(network).item(), rel=0.10)
+    with pytest.raises(ValueError, match=r"normalise must be one of \('population', 'model'\)"):
+        sobolev.DerivativeSettings(normalise="period")
+
+
+def test_fitting_gap_names_the_kind_of_error_from_the_worst_cell():
+    import pandas as pd
+
+    cells = ["2-5 s", "5-10 s", "10-20 s"]
+    unseen = pd.Series([0.075, 0.04, 0.03], index=cells)
+    # Nearly as wrong on the training models: a fitting error.
+    fit = sobolev.fitting_gap(pd.Series([0.065, 0.01, 0.01], index=cells), unseen)
+    assert fit.attrs == {"worst": "2-5 s", "verdict": "fitting"}
+    assert fit.loc["2-5 s", "ratio"] == pytest.approx(0.065 / 0.075)
+    # Right on the training models, wrong on new ones: generalisation (only the worst cell
+    # decides, even where another cell fits poorly).
+    gen = sobolev.fitting_gap(pd.Series([0.02, 0.04, 0.03], index=cells), unseen)
+    assert gen.attrs["verdict"] == "generalisation"
+    with pytest.raises(ValueError, match=r"share must be in \(0, 1\], got 0"):
+        sobolev.fitting_gap(unseen, unseen, share=0)
+    with pytest.raises(ValueError, match="the same cells"):
+        sobolev.fitting_gap(unseen.iloc[:2], unseen)
