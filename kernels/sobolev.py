@@ -45,9 +45,10 @@ The loss (:class:`DerivativeTerm`)
     tenth of that output's largest (:data:`RESPONSE_FLOOR`), so that its error is
     measured, not divided by zero. With ``normalise="model"`` each model's
     error is divided by its own response :math:`\sqrt{g_p^T C g_p}` instead of
-    the population's (the expectation and the unbiasedness are unchanged): a
-    model with a weak response then weighs as much as one with a strong one, as
-    in the relative errors the chapters measure. The total
+    the population's (:meth:`DerivativeTerm.expected` uses the same scale, so
+    the estimate stays unbiased): a model with a weak response then weighs
+    about as much as one with a strong one, as in the relative errors the
+    chapters measure. The total
     loss is the value loss (MSE on standardised curves) plus ``weight`` times
     :math:`L_d`.
 
@@ -318,9 +319,12 @@ class DerivativeSettings:
         Scale of each error: ``"population"`` (the default) divides by
         :math:`s_{p,w,T}`, the rms response over the models with kernels;
         ``"model"`` by each model's own rms response
-        :math:`\sqrt{g_p^T C g_p}` (floored like the population scale,
-        :data:`RESPONSE_FLOOR`), so that every model's *relative* error weighs
-        alike, as the directional-derivative test measures it.
+        :math:`\sqrt{g_p^T C g_p}`, raised where needed to
+        :data:`RESPONSE_FLOOR` times the larger of that model's largest
+        response (over parameters) and the population scale of the parameter,
+        so that models' *relative* errors weigh alike, as the
+        directional-derivative test measures them, except for models more
+        than ten times weaker than the population, which weigh less.
     """
 
     weight: float = 1.0
@@ -363,6 +367,8 @@ class DerivativeTerm:
     ----------
     scale_ : torch.Tensor, shape (3, n_outputs)
         :math:`s_{p,w,T}`: the rms physical response to a direction (km/s).
+    model_scale_ : torch.Tensor, shape (n_models, 3, n_outputs)
+        Each model's own rms response, floored (``normalise="model"``).
     """
 
     def __init__(self, inputs, kernels, depth, settings, seed=0):
@@ -614,15 +620,17 @@ def choose_weight(table, rmse_tolerance=0.1):
     return float(qualifying.loc[qualifying["directional_error"].idxmin(), "weight"])
 
 
-def fitting_gap(seen, unseen, share=0.75):
+def fitting_gap(seen, unseen, fitting=0.75, generalisation=0.5):
     """Is a surrogate's remaining error one of fitting or of generalisation?
 
     Compares a score on models the surrogate was trained on (with their kernels)
-    with the same score on held-out models. If the error on the training models
-    is already most of the held-out error, more data of the same kind cannot
-    remove it: closing the generalisation gap entirely would remove at most
-    ``1 - share`` of it. The remedy is then in the fit (loss, optimisation,
-    capacity), not in more models or kernels.
+    with the same score on held-out models. The share of the held-out error
+    already present on the training models bounds what closing the
+    generalisation gap could remove (at most ``1 - share``), if the training
+    models' error does not itself fall with more data; the rest must come from
+    the fit (loss, optimisation, capacity). A heuristic: the two medians are
+    over different models, and the training was early-stopped on validation
+    curves, so the split is approximate.
 
     Parameters
     ----------
@@ -630,16 +638,18 @@ def fitting_gap(seen, unseen, share=0.75):
         Median errors per cell (for example per wave and period bin, as
         :func:`kernels.metrics.binned_statistics` gives them) on training and on
         held-out models; the same index.
-    share : float
-        The verdict is "fitting" where ``seen >= share * unseen`` in the cell
-        with the largest held-out error.
+    fitting, generalisation : float
+        In the cell with the largest held-out error (the first such cell in
+        index order on a tie), the verdict is "fitting" where
+        ``seen >= fitting * unseen``, "generalisation" where
+        ``seen < generalisation * unseen``, "mixed" in between, and
+        "undetermined" where ``seen`` is missing (NaN).
 
     Returns
     -------
     pandas.DataFrame
         Columns ``seen``, ``held_out``, ``ratio`` (seen / held-out), one row per
-        cell; ``attrs`` hold ``worst`` (that cell's index) and ``verdict``
-        ("fitting" or "generalisation").
+        cell; ``attrs`` hold ``worst`` (that cell's index) and ``verdict``.
 
     Examples
     --------
@@ -651,14 +661,19 @@ def fitting_gap(seen, unseen, share=0.75):
     """
     import pandas as pd
 
-    if not 0 < share <= 1:
-        raise ValueError(f"share must be in (0, 1], got {share!r}.")
+    if not 0 < generalisation <= fitting <= 1:
+        raise ValueError(f"need 0 < generalisation <= fitting <= 1, got generalisation="
+                         f"{generalisation!r} and fitting={fitting!r}.")
     if not seen.index.equals(unseen.index):
         raise ValueError("seen and unseen must have the same cells (index).")
+    if not unseen.notna().any():
+        raise ValueError("unseen has no finite cell: there is no held-out error to explain.")
     table = pd.DataFrame({"seen": seen, "held_out": unseen})
     table["ratio"] = table["seen"] / table["held_out"]
     worst = table["held_out"].idxmax()
+    ratio = table.loc[worst, "ratio"]
     table.attrs["worst"] = worst
-    table.attrs["verdict"] = ("fitting" if table.loc[worst, "seen"] >= share
-                              * table.loc[worst, "held_out"] else "generalisation")
+    table.attrs["verdict"] = ("undetermined" if not np.isfinite(ratio) else
+                              "fitting" if ratio >= fitting else
+                              "generalisation" if ratio < generalisation else "mixed")
     return table

@@ -252,14 +252,21 @@ def test_per_model_normalisation_divides_by_each_models_own_response():
     spread = torch.einsum("npoz,nkpz->nkpo", population.log_kernels, eps) / population.scale_
     per_model = spread.pow(2).mean(dim=(1, 2, 3)).sqrt()
     assert float(per_model.max() / per_model.min()) > 3.0
-    # Unbiased: many one-direction draws average to the full-Jacobian form.
+    # Unbiased: many one-direction draws average to the full-Jacobian form, also for a
+    # shuffled index with repeats (as the training step draws models), which catches a
+    # scale taken by position instead of by model.
     torch.manual_seed(0)
     network = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 16), torch.nn.Tanh(),
                                   torch.nn.Linear(16, 6), torch.nn.Unflatten(1, (2, 3)))
+    shuffled = torch.tensor([4, 4, 0, 2, 1])
     with torch.no_grad():
-        draws = torch.cat([term.residuals(network, index, term.directions(5)).flatten() ** 2
+        draws = torch.cat([term.residuals(network, shuffled, term.directions(5)).flatten() ** 2
                            for _ in range(10)])
-    assert float(draws.mean()) == pytest.approx(term.expected(network).item(), rel=0.10)
+    assert float(draws.mean()) == pytest.approx(term.expected(network, shuffled).item(),
+                                                rel=0.10)
+    # The training step runs with it and gives a finite, weighted loss.
+    loss = term(network)
+    assert torch.isfinite(loss) and loss.item() > 0
     with pytest.raises(ValueError, match=r"normalise must be one of \('population', 'model'\)"):
         sobolev.DerivativeSettings(normalise="period")
 
@@ -277,7 +284,31 @@ def test_fitting_gap_names_the_kind_of_error_from_the_worst_cell():
     # decides, even where another cell fits poorly).
     gen = sobolev.fitting_gap(pd.Series([0.02, 0.04, 0.03], index=cells), unseen)
     assert gen.attrs["verdict"] == "generalisation"
-    with pytest.raises(ValueError, match=r"share must be in \(0, 1\], got 0"):
-        sobolev.fitting_gap(unseen, unseen, share=0)
+    # In between: both contribute.
+    mixed = sobolev.fitting_gap(pd.Series([0.045, 0.01, 0.01], index=cells), unseen)
+    assert mixed.attrs["verdict"] == "mixed"
+    # No training-model score in the worst cell: no verdict, not a silent one.
+    missing = sobolev.fitting_gap(pd.Series([np.nan, 0.01, 0.01], index=cells), unseen)
+    assert missing.attrs["verdict"] == "undetermined"
+    with pytest.raises(ValueError, match=r"need 0 < generalisation <= fitting <= 1"):
+        sobolev.fitting_gap(unseen, unseen, fitting=0.4)
+    with pytest.raises(ValueError, match="no finite cell"):
+        sobolev.fitting_gap(unseen, unseen * np.nan)
     with pytest.raises(ValueError, match="the same cells"):
         sobolev.fitting_gap(unseen.iloc[:2], unseen)
+
+
+def test_per_model_scale_is_floored_where_a_model_barely_feels_a_parameter():
+    """A model that does not feel Vp at some outputs is divided by the floor, not by zero."""
+    x, a = _toy(seed=7)
+    kernels = np.array(np.broadcast_to(a.transpose(1, 0, 2),
+                                       (x.shape[0], *a.transpose(1, 0, 2).shape)))
+    kernels[0, 0] = 0.0  # model 0 does not feel Vp at any output
+    term = sobolev.DerivativeTerm(x, kernels, np.arange(12.0),
+                                  sobolev.DerivativeSettings(normalise="model"), seed=0)
+    own = torch.sqrt((term.log_kernels[0] ** 2).sum(dim=-1))  # (3, n_outputs)
+    floor = sobolev.RESPONSE_FLOOR * torch.maximum(own.max(dim=0).values, term.scale_[0])
+    assert_allclose(term.model_scale_[0, 0].numpy(), floor.numpy(), rtol=1e-6)
+    assert_allclose(term.model_scale_[0, 1:].numpy(), own[1:].numpy(), rtol=1e-6)
+    network = Linear(1.1 * a, np.zeros(a.shape[0]))
+    assert np.isfinite(term.expected(network).item())
