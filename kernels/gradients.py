@@ -59,7 +59,12 @@ __all__ = ["FORMS", "paired_display_forms", "surrogate_log_gradient", "theory_lo
            "prior_directions", "bump_directions", "directional_derivative",
            "physics_directional_derivative", "directional_error", "cached_theory",
            "cached_prior_median", "cached_directional_reference", "emergence_scores",
-           "solver_noise_floor", "surrogate_scores"]
+           "solver_noise_floor", "surrogate_scores", "FD_STEP", "network_depth_basis"]
+
+#: Step of the physics' central differences along a perturbation, as a multiple of the
+#: perturbation (:func:`physics_directional_derivative`); the default of every function
+#: that takes or assumes it, so that a reference and its noise floor agree.
+FD_STEP = 0.1
 
 #: Pairings of learned and theoretical kernels.
 FORMS = ("matched", "authors")
@@ -210,6 +215,23 @@ def project_onto_basis(kernel, basis):
     values = np.einsum("ij,...j->...i", projector, np.nan_to_num(moved.values))
     values[np.isnan(moved.values).any(axis=-1)] = np.nan
     return moved.copy(data=values).transpose(*kernel.dims)
+
+
+def network_depth_basis(surrogate, n_depth):
+    """The depth basis a surrogate's network expresses its kernels in, (n_depth, n_basis).
+
+    The basis-MLP's depth functions (a buffer of its network,
+    :func:`kernels.surrogate.depth_basis`); a network without one (the
+    Transformer) sees every node, and its basis is the identity. For
+    :func:`project_onto_basis`.
+    """
+    basis = getattr(surrogate.network_, "basis", None)
+    if basis is None:
+        return np.eye(n_depth)
+    basis = basis.detach().cpu().numpy()
+    if basis.shape[0] != n_depth:
+        raise ValueError(f"the network's basis has {basis.shape[0]} depth rows, not {n_depth}.")
+    return basis
 
 
 # --------------------------------------------------------------------------
@@ -415,7 +437,8 @@ def directional_derivative(jacobian, direction):
     return out.rename("directional_derivative")
 
 
-def physics_directional_derivative(models, direction, periods, step=0.1, waves=WAVES, n_jobs=1,
+def physics_directional_derivative(models, direction, periods, step=FD_STEP, waves=WAVES,
+                                   n_jobs=1,
                                    **kwargs):
     """The physics' central difference along a perturbation, with disba.
 
@@ -559,7 +582,8 @@ def cached_prior_median(store, train, test, periods, cache_dir):
     return _broadcast_kernels(kernels, test)
 
 
-def cached_directional_reference(store, test, periods, cache_dir, rms=0.01, step=0.1, n_jobs=1):
+def cached_directional_reference(store, test, periods, cache_dir, rms=0.01, step=FD_STEP,
+                                 n_jobs=1):
     """Prior-drawn perturbations of the test models and the physics' response, computed once.
 
     Each test model is perturbed towards the test model two places on (a
@@ -613,7 +637,8 @@ def emergence_scores(kernel, theory, velocity_s, usable=None):
                        "raw_error_110": raw_kernel_error(kernel, theory, max_depth=110.0)})
 
 
-def surrogate_scores(surrogate, test, theory, direction, response, step=0.1, usable=None):
+def surrogate_scores(surrogate, test, theory, direction, response, step=FD_STEP,
+                     usable=None):
     """Every per-cell score of one surrogate on test models, against the physics.
 
     Parameters

@@ -193,3 +193,31 @@ def test_fewer_models_than_coordinates_span_only_their_directions():
             space.mahalanobis(unseen, bad)
     with pytest.raises(ValueError, match="span no direction"):
         PriorSubspace.fit(_models(np.repeat(logs[:1], 3, axis=0)))
+
+
+def test_network_depth_basis_is_the_networks_buffer_or_the_identity():
+    """The basis-MLP's own depth functions; the identity for a network that sees every node."""
+    from types import SimpleNamespace
+
+    from kernels.gradients import network_depth_basis
+    from kernels.surrogate import BasisMLP, DispersionTransformer, depth_basis
+
+    depth = np.arange(0.0, 30.0, 0.5)
+    mlp = BasisMLP(depth.size, 3, depth, n_basis=8, hidden=8, layers=1)
+    basis = network_depth_basis(SimpleNamespace(network_=mlp), depth.size)
+    assert_allclose(basis, depth_basis(depth, 8), rtol=1e-6, atol=1e-7)  # float32 buffer
+    transformer = DispersionTransformer(depth.size, 3, depth, np.array([2.0, 5.0, 9.0]),
+                                        d_model=8, heads=2, encoder_layers=1, decoder_layers=1,
+                                        feedforward=8)
+    assert_allclose(network_depth_basis(SimpleNamespace(network_=transformer), depth.size),
+                    np.eye(depth.size))
+    with pytest.raises(ValueError, match="has 60 depth rows, not 10"):
+        network_depth_basis(SimpleNamespace(network_=mlp), 10)
+
+
+def test_the_emergence_chapters_step_is_the_shared_one():
+    """The chapter's central-difference step defaults to the one the scores assume."""
+    from kernels.config import EmergenceChapterConfig
+    from kernels.gradients import FD_STEP
+
+    assert EmergenceChapterConfig.__dataclass_fields__["fd_step"].default == FD_STEP
