@@ -302,8 +302,11 @@ def test_the_runner_records_the_stages_a_notebook_timed(tmp_path, monkeypatch):
         "overrides = {}\noutput_dir = 'out'\ncache_dir = 'cache'\n```\n\n"
         "```{code-cell} ipython3\nimport time\n\nfrom kernels.io import stage_timer\n\n"
         "with stage_timer('data', 'toy'):\n    time.sleep(0.2)\n"
-        "with stage_timer('training', 'toy'):\n    pass\n```\n")
+        "with stage_timer('training', 'toy'):\n    pass\n"
+        "from pathlib import Path\n\n(Path(output_dir) / 'written.txt').write_text('ok')\n```\n")
     run_notebook.main([str(source), "--profile", "ci", "--output", "out/toy.ipynb"])
+    # The first notebook of a profile run on its own can write into its output folder.
+    assert (tmp_path / "_build" / "artifacts" / "ci" / "written.txt").read_text() == "ok"
     record = json.loads((tmp_path / "_build" / "artifacts" / "ci" / "timings"
                          / "toy.json").read_text())
     assert [(r["stage"], r["label"]) for r in record["stages"]] == [("data", "toy"),

@@ -122,6 +122,8 @@ def main(argv=None):
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                        "language": "python"}
     args.output.parent.mkdir(parents=True, exist_ok=True)
+    # A notebook run on its own, before any other of its profile, writes into this folder.
+    artifacts_dir(args.profile).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.output.parent) as tmp:
         source = Path(tmp) / f"{stem}.ipynb"
         jupytext.write(notebook, source)
