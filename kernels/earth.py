@@ -275,6 +275,42 @@ def floor_effect(models, periods, max_depth=400.0, below="ak135", waves=("raylei
     return out
 
 
+#: Lower bound of a trapped surface wave's phase velocity, as a share of the slowest
+#: layer's Vs. Love: c > min Vs exactly. Rayleigh: c stays above the slowest layer's
+#: Rayleigh speed, at least 0.87 min Vs for a Poisson ratio >= 0; 0.8 leaves a margin
+#: (the tests check disba's roots on prior models against it).
+PLAUSIBLE_LOWER = 0.8
+
+
+def plausible_phase_velocity(phase_velocity, models, lower=PLAUSIBLE_LOWER):
+    """Where a predicted phase velocity could be a trapped mode of the model.
+
+    ``lower * min(Vs) < c < Vs(half-space)``: above the half-space's shear
+    velocity no mode is trapped, and below the slowest layer's (Rayleigh) wave
+    speed none exists. A surrogate far outside its training prior can return
+    values no model could have (tens of km/s); this marks them.
+
+    Parameters
+    ----------
+    phase_velocity : xarray.DataArray
+        km/s on ``(sample, wave, period)``.
+    models : xarray.Dataset
+        The models (``velocity_s`` on ``sample, depth``; the last node is the
+        half-space).
+    lower : float
+        Lower bound as a share of the slowest layer's Vs.
+
+    Returns
+    -------
+    xarray.DataArray of bool
+        False outside the bounds and where the value is NaN.
+    """
+    velocity_s = models.velocity_s.reset_coords(drop=True)
+    low = lower * velocity_s.min("depth")
+    high = velocity_s.isel(depth=-1, drop=True)
+    return (phase_velocity > low) & (phase_velocity < high)
+
+
 def column_scores(surrogate, columns, theory, baseline):
     """A surrogate's curves and Vs kernels on Earth columns, beside a baseline's kernels.
 
@@ -295,7 +331,9 @@ def column_scores(surrogate, columns, theory, baseline):
     -------
     xarray.Dataset
         On ``(sample, wave, period)``, NaN where the physics has no root:
-        ``curve_error`` (surrogate minus physics, km/s), and the kernel scores of
+        ``curve_error`` (surrogate minus physics, km/s), ``plausible`` (the
+        prediction could be a trapped mode, :func:`plausible_phase_velocity`;
+        False where the physics has no root), and the kernel scores of
         :func:`kernels.gradients.emergence_scores` for the surrogate (``cosine``,
         ``raw_error``, ``raw_error_110``) and for the baseline
         (``baseline_cosine``, ...). The columns' coordinates are kept.
@@ -305,7 +343,8 @@ def column_scores(surrogate, columns, theory, baseline):
     usable = ~theory.failed.reset_coords(drop=True)
     physics = drop_flags(theory)
     predicted = surrogate.predict(columns)
-    out = xr.Dataset({"curve_error": (predicted - physics.phase_velocity).where(usable)})
+    out = xr.Dataset({"curve_error": (predicted - physics.phase_velocity).where(usable),
+                      "plausible": plausible_phase_velocity(predicted, columns) & usable})
     learned = surrogate.jacobian(columns)
     velocity_s = columns.velocity_s.reset_coords(drop=True)
     ours = emergence_scores(learned, physics.dc_dvelocity_s, velocity_s, usable)

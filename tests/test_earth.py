@@ -435,3 +435,24 @@ def test_water_kernels_are_the_derivatives_of_disbas_water_loaded_roots():
                     engine.dc_dvelocity_s.transpose("sample", "period", "depth").values,
                     rtol=1e-8, atol=1e-12)
     assert (dry_kernels.dc_dwater_depth == 0).all()
+
+
+def test_plausible_phase_velocities_hold_every_trapped_root_and_reject_wild_values():
+    """disba's trapped roots on prior models lie inside the bounds; 98 km/s does not."""
+    from kernels.earth import plausible_phase_velocity
+    from kernels.forward import dispersion_curves
+
+    periods = np.array([2.0, 5.0, 10.0, 30.0, 60.0])
+    for prior in ("weak", "strong"):
+        models = priors.sample(prior, 12, seed=4)
+        curves = dispersion_curves(models, periods)
+        trapped = curves.notnull()
+        ok = plausible_phase_velocity(curves, models)
+        assert bool(ok.where(trapped, True).all()), prior
+        assert int(trapped.sum()) > 0.9 * trapped.size
+    wild = curves.fillna(3.5).transpose("sample", "wave", "period").copy()
+    wild[0, 0, 0] = 98.0
+    wild[1, 1, 1] = 0.1
+    flags = plausible_phase_velocity(wild, models)
+    assert not bool(flags[0, 0, 0]) and not bool(flags[1, 1, 1])
+    assert not bool(plausible_phase_velocity(wild * np.nan, models).any())  # NaN: not plausible
