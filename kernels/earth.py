@@ -663,3 +663,40 @@ def check_targets(rmse, worst_cosine_skill, worst_directional_error, targets=Non
     met["directional_error"] = bool(worst_directional_error <= t["directional_error"])
     return {"met": met, "n_met": sum(met.values()),
             "missed": [name for name, ok in met.items() if not ok]}
+
+
+def cosine_for_skill(baseline_cosine, skill=REAL_EARTH_TARGETS["cosine_skill"]):
+    """The median cosine a method needs for a cosine skill of ``skill`` over a baseline.
+
+    The cosine skill is ``1 - (1 - cos) / (1 - cos_baseline)`` on the bins' medians
+    (:func:`kernels.metrics.binned_skill`), so the method needs
+    ``1 - (1 - skill) (1 - cos_baseline)``: a baseline that already scores 0.99 leaves a
+    method that wants a skill of 0.8 a margin of 0.002 below a perfect cosine.
+
+    Parameters
+    ----------
+    baseline_cosine : float or array_like
+        The baseline's median cosine, in [-1, 1].
+    skill : float
+        The skill wanted, at most 1.
+
+    Returns
+    -------
+    float or numpy.ndarray
+
+    Raises
+    ------
+    ValueError
+        For a cosine outside [-1, 1] or a skill above 1.
+
+    Examples
+    --------
+    >>> round(float(cosine_for_skill(0.99, 0.8)), 4)
+    0.998
+    """
+    cos = np.asarray(baseline_cosine, dtype=float)
+    if np.any(np.abs(cos[np.isfinite(cos)]) > 1):
+        raise ValueError(f"baseline_cosine must lie in [-1, 1], got {baseline_cosine!r}.")
+    if not skill <= 1:
+        raise ValueError(f"skill must be at most 1 (a perfect method), got {skill!r}.")
+    return 1 - (1 - skill) * (1 - cos)

@@ -329,6 +329,33 @@ def test_check_targets_counts_misses_and_treats_nan_as_missed():
     assert nan["missed"] == ["rmse_rayleigh", "cosine_skill", "directional_error"]
 
 
+def test_cosine_for_skill_inverts_the_binned_cosine_skill():
+    """A method at exactly the cosine the helper asks for scores the wanted skill in
+    kernels.metrics.binned_skill, on bins whose baselines differ; bad input is refused."""
+    import xarray as xr
+
+    from kernels import metrics
+    from kernels.earth import cosine_for_skill
+
+    rng = np.random.default_rng(5)
+    periods = np.array([3.0, 20.0, 50.0])  # one period in each of three bins
+    base = xr.DataArray(np.broadcast_to([0.9, 0.99, 0.999], (40, 2, 3)).copy()
+                        + rng.normal(0, 1e-5, (40, 2, 3)),
+                        dims=("sample", "wave", "period"),
+                        coords={"wave": ["rayleigh", "love"], "period": periods})
+    median = base.median("sample")
+    method = base * 0 + cosine_for_skill(median, 0.8)
+    skill = metrics.binned_skill(method, base, kind="cosine", n_boot=10).skill.dropna()
+    assert len(skill) == 6  # three bins with a period, two waves; the others are empty
+    assert_allclose(skill, 0.8, atol=1e-9)
+    assert float(cosine_for_skill(0.99, 0.8)) == pytest.approx(0.998)
+    assert float(cosine_for_skill(0.5, 0.0)) == pytest.approx(0.5)  # skill 0 is the baseline
+    with pytest.raises(ValueError, match="baseline_cosine must lie in"):
+        cosine_for_skill(1.2)
+    with pytest.raises(ValueError, match="skill must be at most 1"):
+        cosine_for_skill(0.9, 1.5)
+
+
 def test_column_skill_is_one_minus_the_ratio_of_the_columns_medians():
     """Half the baseline's error on every cell is a skill of 0.5 per column; cells where
     either side is NaN do not count; the cosine form uses 1 - cos; a metric without a
