@@ -320,3 +320,19 @@ def test_the_runner_records_the_stages_a_notebook_timed(tmp_path, monkeypatch):
     from kernels.io import STAGE_LOG_ENV
 
     assert STAGE_LOG_ENV not in os.environ  # the log was the execution's only
+
+
+def test_no_prose_line_of_a_page_starts_with_a_percent_sign():
+    """In MyST a line that starts with ``%`` is a comment and vanishes from the page: a
+    wrapped sentence such as "... {glue:text}`x`\\n% of the draws" loses its end. Code
+    cells are exempt (``%`` there is Python or an IPython magic)."""
+    pages = [*sorted((ROOT / "book").glob("*.md")), *sorted((ROOT / "book").glob("*/*.md"))]
+    found = []
+    for path in pages:
+        in_code = False
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if line.startswith("```"):
+                in_code = not in_code
+            elif not in_code and line.startswith("%"):
+                found.append(f"{path.relative_to(ROOT)}:{number}: {line[:60]}")
+    assert not found, "prose lines that MyST reads as comments:\n" + "\n".join(found)
