@@ -74,7 +74,7 @@ __all__ = ["PAPER_CONTROL_DEPTHS", "VPVS_MIN", "Parametrisation", "SmoothnessPri
            "GaussianPrior",
            "NoiseModel", "residual_covariance", "SurrogateForward", "PhysicsForward",
            "InversionResult", "invert", "fisher_information", "marginal_sd",
-           "geometry_agreement"]
+           "geometry_agreement", "usable_phase_velocity"]
 
 #: The paper's control depths (km): 0-5 km every 0.5 km, 6-10 km every 1 km,
 #: 15-50 km every 5 km, then 70, 90 and 110 km. The bottom grid node is added
@@ -679,8 +679,24 @@ class SurrogateForward:
                             device=self.surrogate.device)
 
 
+def usable_phase_velocity(kernels):
+    """Phase velocities (wave-major, flat) of a kernel Dataset, NaN where it ``failed``.
+
+    The engine flags a period ``failed`` when its root or any of its kernels is
+    NaN; disba's root can then still be finite (a root the Newton polish could
+    not confirm keeps its value but not its kernels). A derivative-based step
+    cannot use a datum whose derivative is unknown, so such a period counts as
+    a failed forward model here, like a missing root.
+    """
+    c = kernels.phase_velocity.transpose("wave", "period").values
+    failed = kernels["failed"].transpose("wave", "period").values
+    return np.where(failed, np.nan, c).ravel()
+
+
 class PhysicsForward:
     """Phase velocities and exact kernels from the physics (disba + the kernel engine).
+
+    A period whose kernel failed is NaN in ``c`` (:func:`usable_phase_velocity`).
 
     Parameters
     ----------
@@ -704,7 +720,7 @@ class PhysicsForward:
         vp, vs, rho = np.asarray(values)
         model = model_dataset(self.depth, self.thickness, vp, vs, rho)
         ds = kernel_dataset(model, self.periods, waves=WAVES)
-        c = ds.phase_velocity.transpose("wave", "period").values.ravel()
+        c = usable_phase_velocity(ds)
         jac = np.concatenate([ds[f"dc_d{name}"].transpose("wave", "period", "depth").values
                               .reshape(c.size, -1) for name in INPUTS], axis=1)
         return c, jac
@@ -938,6 +954,8 @@ def invert(observed, forward, parametrisation, initial, noise, prior, method="lm
         # Rows of data left out may be NaN (no root there): zero, so that 0 x NaN does
         # not poison the Hessian and the Fisher information.
         jac = np.where(use[:, None], jac, 0.0)
+        if not np.all(np.isfinite(jac)):
+            return np.inf, None, None, None  # a datum without a derivative: a failed step
         return objective_of(theta, r), r, jac @ parametrisation.grid_jacobian(theta), c
 
     def state_and_gradient(theta):

@@ -53,7 +53,7 @@ from scipy import stats
 
 from .config import WAVES
 from .forward import DEFAULT_DC, _roots
-from .inversion import VPVS_MIN
+from .inversion import VPVS_MIN, usable_phase_velocity
 from .io import model_dataset
 from .priors import brocher_polynomial, brocher_slope
 from .sensitivity import _one_torch_thread
@@ -213,7 +213,8 @@ class LayeredPhysics:
     """disba on the merged layers: phase velocities of both waves at ``periods``.
 
     Calls are counted in ``n_evaluations`` (one per model). A period without a
-    trapped root is NaN, which the posterior treats as zero likelihood.
+    trapped root is NaN, which the posterior treats as zero likelihood; in
+    :meth:`jacobian` so is a period whose kernel failed.
     """
 
     name = "physics"
@@ -240,7 +241,7 @@ class LayeredPhysics:
         _, vp, vs, rho = self.layered.layers(theta)
         ds = kernel_dataset(self.layered.model(theta), self.periods, waves=self.waves)
         self.n_evaluations += 1
-        c = ds.phase_velocity.transpose("wave", "period").values.ravel()
+        c = usable_phase_velocity(ds)  # NaN where a kernel failed, as where a root did
 
         def kernel(name):
             return ds[f"dc_d{name}"].transpose("wave", "period", "depth").values.reshape(
@@ -562,7 +563,10 @@ def laplace(posterior, start=None, max_iter=50, tol=1e-8):
         r = posterior.observed - c[posterior.use]
         d = t - layered.mean
         phi = 0.5 * r @ posterior.precision @ r + 0.5 * d @ layered.precision @ d
-        return (phi if np.isfinite(phi) else np.inf), r, jac[posterior.use]
+        jac = jac[posterior.use]
+        if not np.all(np.isfinite(jac)):
+            phi = np.inf  # a datum without a derivative: the forward model failed here
+        return (phi if np.isfinite(phi) else np.inf), r, jac
 
     phi, r, jac = state(theta)
     if not np.isfinite(phi):

@@ -23,6 +23,7 @@ from kernels.inversion import (
     invert,
     marginal_sd,
     residual_covariance,
+    usable_phase_velocity,
 )
 from kernels.io import model_dataset
 
@@ -497,6 +498,45 @@ def test_missing_data_with_nan_derivatives_do_not_poison_the_inversion(toy):
     assert np.all(np.isfinite(fisher))
     with pytest.raises(ValueError, match="no finite value or derivative"):
         fisher_information(gappy, p, result.theta, noise, use=np.ones(40, dtype=bool))
+
+
+def test_a_step_to_a_datum_without_a_derivative_is_rejected(toy):
+    """A finite value whose Jacobian row is NaN (a kernel that failed) is a failed step.
+
+    The forward model below loses the derivative of one datum beyond a line in
+    parameter space that the undamped step crosses; accepting that step would put
+    NaN into the Hessian. It must be rejected, leaving a finite solution.
+    """
+    p, forward, theta_true, clean, initial = toy
+    start = p.from_grid(np.stack([initial[name].values for name in ("velocity_p",
+                                                                     "velocity_s",
+                                                                     "density")]))
+    limit = 0.5 * (start[0] + theta_true[0])
+
+    class LosesADerivative(LinearForward):
+        def __call__(self, values):
+            c, jac = super().__call__(values)
+            if p.from_grid(values)[0] > limit:
+                jac = jac.copy()
+                jac[5] = np.nan
+            return c, jac
+
+    noise = NoiseModel.constant(1e-3, TOY_PERIODS)
+    result = invert(clean, LosesADerivative(GRID.n_nodes), p, initial, noise, LOOSE,
+                    max_iter=30)
+    assert np.all(np.isfinite(result.theta)) and np.all(np.isfinite(result.hessian))
+    assert result.theta[0] <= limit
+
+
+def test_usable_phase_velocity_refuses_periods_whose_kernel_failed():
+    """A period flagged ``failed`` is NaN even where the root itself is finite."""
+    c = np.array([[3.0, 3.1], [3.2, 3.3]])
+    ds = xr.Dataset({"phase_velocity": (("wave", "period"), c)},
+                    coords={"wave": list(WAVES), "period": [5.0, 10.0],
+                            "failed": (("wave", "period"), [[True, False], [False, False]])})
+    assert_allclose(usable_phase_velocity(ds), [np.nan, 3.1, 3.2, 3.3])
+    assert_allclose(usable_phase_velocity(ds.transpose("period", "wave")),
+                    [np.nan, 3.1, 3.2, 3.3])
 
 
 def test_gaussian_prior_is_the_models_covariance_with_their_couplings():

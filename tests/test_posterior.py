@@ -106,6 +106,33 @@ def test_laplace_is_exact_for_a_linear_problem(linear_problem):
     assert_allclose(result.covariance, covariance, rtol=1e-10)
 
 
+def test_laplace_rejects_a_step_to_a_datum_without_a_derivative(linear_problem):
+    """A finite value whose derivative is NaN (a kernel that failed) is a failed step.
+
+    The forward model loses one datum's derivative beyond half-way to the mode in the
+    first layer: Gauss-Newton must halve its step instead of taking the NaN into its
+    Hessian, and return a finite mode and covariance.
+    """
+    post, mean, _ = linear_problem
+    linear = post.forward
+    limit = 0.5 * (linear.layered.mean[0] + mean[0])
+    sign = np.sign(mean[0] - linear.layered.mean[0])
+
+    class LosesADerivative(LinearForward):
+        def jacobian(self, theta):
+            c, jac = linear.jacobian(theta)
+            if sign * (theta[0] - limit) > 0:
+                jac = jac.copy()
+                jac[2] = np.nan
+            return c, jac
+
+    broken = LosesADerivative(linear.layered)
+    broken.a, broken.b = linear.a, linear.b
+    result = laplace(Posterior(broken, post.observed, np.linalg.inv(post.precision)))
+    assert np.all(np.isfinite(result.mode)) and np.all(np.isfinite(result.covariance))
+    assert sign * (result.mode[0] - limit) <= 0
+
+
 def test_a_short_run_is_flagged(linear_problem):
     """R-hat, ESS and the autocorrelation rule mark a deliberately short run unconverged."""
     post, _, _ = linear_problem

@@ -4,6 +4,7 @@ import json
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from kernels.config import PAPER_PERIODS, Grid
@@ -320,6 +321,38 @@ def test_the_runner_records_the_stages_a_notebook_timed(tmp_path, monkeypatch):
     from kernels.io import STAGE_LOG_ENV
 
     assert STAGE_LOG_ENV not in os.environ  # the log was the execution's only
+
+
+def test_a_failed_run_keeps_its_notebook_and_shows_the_traceback(tmp_path, monkeypatch):
+    """A notebook that raises stops the runner with the failing cell's traceback and keeps
+    the executed notebook beside the output; a later successful run removes it."""
+    import run_notebook
+
+    monkeypatch.setattr(run_notebook, "ROOT", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    source = Path("book") / "toy.md"
+    source.parent.mkdir()
+    header = ("---\njupytext:\n  text_representation:\n    extension: .md\n"
+              "    format_name: myst\nkernelspec:\n  display_name: Python 3\n"
+              "  language: python\n  name: python3\n---\n\n# Toy\n\n"
+              "```{code-cell} ipython3\n:tags: [parameters]\n\nprofile = 'ci'\n"
+              "overrides = {}\noutput_dir = 'out'\ncache_dir = 'cache'\n```\n\n")
+    source.write_text(header + "```{code-cell} ipython3\ndef inner(x):\n"
+                      "    raise ValueError(f'x = {x} is wrong')\n\n\ninner(7)\n```\n")
+    kept = tmp_path / "out" / "toy.failed.ipynb"
+    with pytest.raises(SystemExit) as stopped:
+        run_notebook.main([str(source), "--profile", "ci", "--output", "out/toy.ipynb"])
+    message = str(stopped.value)
+    assert "ValueError: x = 7 is wrong" in message
+    assert "inner" in message and "\x1b[" not in message  # the traceback, without colours
+    assert str(kept) in message or "toy.failed.ipynb" in message
+    cells = nbformat.read(kept, as_version=4).cells
+    assert any(output.get("ename") == "ValueError" for cell in cells
+               for output in cell.get("outputs", []))
+    assert not (tmp_path / "out" / "toy.ipynb").exists()
+    source.write_text(header + "```{code-cell} ipython3\nx = 1\n```\n")
+    run_notebook.main([str(source), "--profile", "ci", "--output", "out/toy.ipynb"])
+    assert (tmp_path / "out" / "toy.ipynb").exists() and not kept.exists()
 
 
 def test_no_prose_line_of_a_page_starts_with_a_percent_sign():

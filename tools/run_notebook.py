@@ -86,6 +86,12 @@ def notebook_parameters(profile, pairs, declared):
     return params
 
 
+def traceback_tail(lines, n=12):
+    """The last ``n`` lines of a kernel traceback, without its terminal colours."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(lines or []))
+    return "\n".join(text.splitlines()[-n:])
+
+
 def missing_glue(notebook):
     """Keys the notebook's markdown reads with glue but none of its cells glued.
 
@@ -157,9 +163,16 @@ def main(argv=None):
                 progress_bar=False, log_output=False,
             )
         except papermill.PapermillExecutionError as error:
+            # Keep what ran, with its traceback, beside the output: a long chapter that
+            # fails late must not have to run again just to be diagnosed.
+            kept = args.output.with_name(f"{args.output.stem}.failed.ipynb")
+            if executed.exists():
+                os.replace(executed, kept)
             raise SystemExit(
                 f"Notebook {args.notebook} failed in cell {error.exec_count} "
-                f"(profile {args.profile}): {error.ename}: {error.evalue}"
+                f"(profile {args.profile}): {error.ename}: {error.evalue}\n"
+                f"{traceback_tail(error.traceback)}\n"
+                f"The executed notebook up to the failure: {kept}"
             ) from None
         finally:  # a caller in the same process (a test) must not inherit the log
             if previous is None:
@@ -183,6 +196,7 @@ def main(argv=None):
         write_timing(stem, args.profile, wall, run=args.output.stem, stages=stages,
                      overrides=injected.get("overrides"))
         os.replace(executed, args.output)
+        args.output.with_name(f"{args.output.stem}.failed.ipynb").unlink(missing_ok=True)
     shares = ", ".join(f"{name} {minutes:.1f}" for name, minutes
                        in stage_minutes(stages, wall).items() if minutes >= 0.05)
     print(f"[{stem}] wrote {args.output} in {wall / 60:.1f} min"
