@@ -683,10 +683,11 @@ def usable_phase_velocity(kernels):
     """Phase velocities (wave-major, flat) of a kernel Dataset, NaN where it ``failed``.
 
     The engine flags a period ``failed`` when its root or any of its kernels is
-    NaN; disba's root can then still be finite (a root the Newton polish could
-    not confirm keeps its value but not its kernels). A derivative-based step
-    cannot use a datum whose derivative is unknown, so such a period counts as
-    a failed forward model here, like a missing root.
+    NaN, and the root can be sound while its kernels are not: at a short period
+    below a thick stack of fast layers the secular function's layer products
+    overflow (seen on extreme draws of a layered prior at 2 s). A
+    derivative-based step cannot use a datum whose derivative is unknown, so
+    such a period counts as a failed forward model here, like a missing root.
     """
     c = kernels.phase_velocity.transpose("wave", "period").values
     failed = kernels["failed"].transpose("wave", "period").values
