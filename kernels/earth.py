@@ -700,3 +700,97 @@ def cosine_for_skill(baseline_cosine, skill=REAL_EARTH_TARGETS["cosine_skill"]):
     if not skill <= 1:
         raise ValueError(f"skill must be at most 1 (a perfect method), got {skill!r}.")
     return 1 - (1 - skill) * (1 - cos)
+
+
+def water_against_errors(change, errors, wave="rayleigh"):
+    """Per period bin: what the water changes beside what each surrogate gets wrong.
+
+    Both are medians over the cells (columns and periods) of a bin, in km/s, so the
+    two compare like for like: the water's change is the error a dry model makes at
+    sea, each surrogate's is its error against the dry physics.
+
+    Parameters
+    ----------
+    change : xarray.DataArray
+        Wet minus dry phase velocity (km/s) on ``(sample, period)``
+        (``water_effect(...).change``).
+    errors : dict
+        Surrogate name -> its curve error (km/s) on the same dry columns, on
+        ``(sample, wave, period)`` (``column_scores(...).curve_error``).
+    wave : str
+        The wave of ``errors`` to use (the water changes Rayleigh waves only).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``period bin (s)``; columns ``water`` and one per surrogate.
+
+    Examples
+    --------
+    >>> change = xr.DataArray([[0.5, 0.01]], dims=("sample", "period"),
+    ...                       coords={"period": [3.0, 50.0]})
+    >>> error = xr.DataArray([[[0.1, 0.05]]], dims=("sample", "wave", "period"),
+    ...                      coords={"wave": ["rayleigh"], "period": [3.0, 50.0]})
+    >>> water_against_errors(change, {"s": error}).round(2).to_dict("index")
+    {'[2, 5)': {'water': 0.5, 's': 0.1}, '[45, 60]': {'water': 0.01, 's': 0.05}}
+    """
+    import pandas as pd
+
+    from .metrics import assign_period_bins
+
+    def bin_medians(da):
+        da = assign_period_bins(abs(da))
+        out = {}
+        for label in pd.unique(da.period_bin.values):
+            if not label:
+                continue
+            cells = da.where(da.period_bin == label).values
+            cells = cells[np.isfinite(cells)]
+            out[str(label)] = float(np.median(cells)) if cells.size else np.nan
+        return out
+
+    table = {"water": bin_medians(change)}
+    for name, error in errors.items():
+        table[name] = bin_medians(error.sel(wave=wave))
+    frame = pd.DataFrame(table)
+    frame.index.name = "period bin (s)"
+    return frame
+
+
+def water_sentence(table):
+    """Where the water's change exceeds, or falls below, every surrogate's error.
+
+    ``table`` is :func:`water_against_errors`. Bins where neither holds lie among the
+    surrogates' errors.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"water": [0.9, 0.04, 0.01], "a": [0.1, 0.05, 0.03],
+    ...                       "b": [0.2, 0.02, 0.02]}, index=["2-5", "10-20", "45-60"])
+    >>> water_sentence(table)
+    "The water's median change exceeds every surrogate's median error in the 2-5 s bin, \
+lies among them in the 10-20 s bin and is smaller than every surrogate's median error in \
+the 45-60 s bin."
+    """
+    names = [c for c in table.columns if c != "water"]
+    if not names:
+        raise ValueError("the table holds no surrogate's errors to compare the water with.")
+    above = table.index[table.water > table[names].max(axis=1)].tolist()
+    below = table.index[table.water < table[names].min(axis=1)].tolist()
+    among = [b for b in table.index if b not in above and b not in below
+             and np.isfinite(table.loc[b, "water"])]
+
+    def bins(labels):
+        return (f"the {labels[0]} s bin" if len(labels) == 1 else
+                "the " + ", ".join(labels[:-1]) + f" and {labels[-1]} s bins")
+
+    parts = []
+    if above:
+        parts.append(f"exceeds every surrogate's median error in {bins(above)}")
+    if among:
+        parts.append(f"lies among them in {bins(among)}")
+    if below:
+        parts.append(f"is smaller than every surrogate's median error in {bins(below)}")
+    text = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return f"The water's median change {text}."

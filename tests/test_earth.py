@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import xarray as xr
 from numpy.testing import assert_allclose
 
 from kernels import priors
@@ -483,3 +484,34 @@ def test_plausible_phase_velocities_hold_every_trapped_root_and_reject_wild_valu
     flags = plausible_phase_velocity(wild, models)
     assert not bool(flags[0, 0, 0]) and not bool(flags[1, 1, 1])
     assert not bool(plausible_phase_velocity(wild * np.nan, models).any())  # NaN: not plausible
+
+
+def test_water_is_compared_with_each_surrogates_error_bin_by_bin():
+    """Medians of |change| and |error| per period bin (NaN cells and periods outside every
+    bin left out), and the sentence names the bins where the water exceeds or falls below
+    every surrogate's error."""
+    import pandas as pd
+
+    from kernels.earth import water_against_errors, water_sentence
+
+    periods = [3.0, 4.0, 12.0, 50.0, 70.0]  # 70 s lies outside every bin
+    change = xr.DataArray([[-0.6, 0.4, 0.02, 0.001, 9.0], [0.5, np.nan, 0.04, 0.003, 9.0]],
+                          dims=("sample", "period"), coords={"period": periods})
+    error = xr.DataArray(np.full((2, 2, 5), 0.03), dims=("sample", "wave", "period"),
+                         coords={"wave": ["rayleigh", "love"], "period": periods})
+    small = error.copy()
+    small.loc[{"wave": "rayleigh"}] = 0.01
+    table = water_against_errors(change, {"a": error, "b": small})
+    assert table.loc["[2, 5)", "water"] == pytest.approx(0.5)  # median of 0.6, 0.4, 0.5
+    assert table.loc["[10, 20)", "water"] == pytest.approx(0.03)
+    assert table.loc["[45, 60]", "b"] == pytest.approx(0.01)
+    assert list(table.columns) == ["water", "a", "b"] and len(table) == 3
+    assert water_sentence(table) == (
+        "The water's median change exceeds every surrogate's median error in the [2, 5) s "
+        "bin, lies among them in the [10, 20) s bin and is smaller than every surrogate's "
+        "median error in the [45, 60] s bin.")
+    assert water_sentence(table.iloc[:1]) == (
+        "The water's median change exceeds every surrogate's median error in the [2, 5) s "
+        "bin.")
+    with pytest.raises(ValueError, match="no surrogate's errors"):
+        water_sentence(pd.DataFrame({"water": [0.1]}, index=["[2, 5)"]))
