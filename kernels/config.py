@@ -906,10 +906,10 @@ class InversionChapterConfig(_ChapterConfig):
         object.__setattr__(self, "posterior_tops", tuple(float(t) for t in self.posterior_tops))
         for name in ("n_data", "n_targets", "max_iter", "adam_steps", "n_calibration",
                      "n_prior_models", "n_residual_models", "n_posterior_targets",
-                     "n_steps", "n_sbc"):
+                     "n_steps", "n_sbc", "n_calibration_physics", "n_sbc_physics"):
+            # The physics runs are the references every comparison needs: at least one.
             _check_positive_int(name, getattr(self, name))
-        for name in ("n_calibration_physics", "n_burn", "n_sbc_physics"):
-            _check_positive_int(name, getattr(self, name), minimum=0)
+        _check_positive_int("n_burn", self.n_burn, minimum=0)
         _check_positive_int("seed", self.seed, minimum=0)
         _check_jobs(self.n_jobs)
         for name in ("noise_sigma", "noise_fraction"):

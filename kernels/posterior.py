@@ -623,8 +623,9 @@ def compare(reference, others, layered):
     pandas.DataFrame
         Per (method, layer): mean, sd, 5 % and 95 % quantiles, ``sd_ratio``
         (method sd / reference sd), ``mean_shift_sd`` ((mean - reference mean) /
-        reference sd), ``w1`` (1-D Wasserstein distance, km/s) and ``w1_sd``
-        (w1 / reference sd).
+        reference sd, signed), ``abs_shift_sd`` (its size, so that shifts of opposite
+        sign do not cancel in a median), ``w1`` (1-D Wasserstein distance, km/s) and
+        ``w1_sd`` (w1 / reference sd).
     """
     ref_vs = np.exp(np.asarray(reference, dtype=float))
     ref = marginals(reference, layered)
@@ -635,6 +636,7 @@ def compare(reference, others, layered):
         table.insert(0, "method", name)
         table["sd_ratio"] = table["sd"] / ref["sd"]
         table["mean_shift_sd"] = (table["mean"] - ref["mean"]) / ref["sd"]
+        table["abs_shift_sd"] = table["mean_shift_sd"].abs()
         table["w1"] = [stats.wasserstein_distance(vs[:, k], ref_vs[:, k])
                        for k in range(layered.n_layers)]
         table["w1_sd"] = table["w1"] / ref["sd"]

@@ -232,7 +232,8 @@ def test_bad_artifacts_config_is_rejected(kwargs, match):
         ({"n_walkers": 10}, r"n_walkers \(10\) must be at least twice the 11 layers"),
         ({"n_sbc": 3}, r"n_sbc_physics \(6\) cannot exceed n_sbc \(3\)"),
         ({"n_calibration": 500, "n_data": 2000}, r"n_targets \+ n_calibration \(504\) exceeds"),
-        ({"n_calibration_physics": -1}, r"n_calibration_physics must be an integer >= 0"),
+        ({"n_calibration_physics": 0}, r"n_calibration_physics must be an integer >= 1"),
+        ({"n_sbc_physics": 0}, r"n_sbc_physics must be an integer >= 1"),
     ],
 )
 def test_bad_inversion_config_is_rejected(kwargs, match):

@@ -196,6 +196,13 @@ def test_comparison_and_coverage():
     table = compare(draws, {"same": draws}, prior)
     same = table[table.method == "same"]
     assert_allclose(same.sd_ratio, 1.0) and assert_allclose(same.w1, 0.0, atol=1e-12)
+    # Shifts of opposite sign: the signed median cancels, the size does not.
+    moved = draws + np.where(np.arange(prior.n_layers) % 2, 0.05, -0.05)
+    shifted = compare(draws, {"moved": moved}, prior).query("method == 'moved'")
+    assert np.all(shifted.abs_shift_sd > 0.1)
+    assert_allclose(shifted.abs_shift_sd, shifted.mean_shift_sd.abs())
+    assert (np.sign(shifted.mean_shift_sd) == np.where(np.arange(prior.n_layers) % 2, 1,
+                                                        -1)).all()
     # Truths drawn from the prior are covered at the nominal rate by the prior itself.
     truths = prior.draw(300, seed=6)
     inside = np.stack([central_coverage(t, draws, (0.5, 0.9)) for t in truths])
