@@ -736,18 +736,12 @@ def water_against_errors(change, errors, wave="rayleigh"):
     """
     import pandas as pd
 
-    from .metrics import assign_period_bins
+    from .metrics import _bin_block, _block_median, assign_period_bins, period_bin_labels
 
     def bin_medians(da):
         da = assign_period_bins(abs(da))
-        out = {}
-        for label in pd.unique(da.period_bin.values):
-            if not label:
-                continue
-            cells = da.where(da.period_bin == label).values
-            cells = cells[np.isfinite(cells)]
-            out[str(label)] = float(np.median(cells)) if cells.size else np.nan
-        return out
+        return {label: _block_median(_bin_block(da, label)) for label in period_bin_labels()
+                if (da.period_bin == label).any()}
 
     table = {"water": bin_medians(change)}
     for name, error in errors.items():

@@ -156,6 +156,7 @@ def main(argv=None):
         previous = os.environ.get(STAGE_LOG_ENV)
         os.environ[STAGE_LOG_ENV] = str(stage_log)
         started = time.perf_counter()
+        kept = args.output.with_name(f"{args.output.stem}.failed.ipynb")
         try:
             papermill.execute_notebook(
                 str(source), str(executed), parameters=injected, kernel_name="python3",
@@ -165,7 +166,6 @@ def main(argv=None):
         except papermill.PapermillExecutionError as error:
             # Keep what ran, with its traceback, beside the output: a long chapter that
             # fails late must not have to run again just to be diagnosed.
-            kept = args.output.with_name(f"{args.output.stem}.failed.ipynb")
             if executed.exists():
                 os.replace(executed, kept)
             raise SystemExit(
@@ -196,7 +196,7 @@ def main(argv=None):
         write_timing(stem, args.profile, wall, run=args.output.stem, stages=stages,
                      overrides=injected.get("overrides"))
         os.replace(executed, args.output)
-        args.output.with_name(f"{args.output.stem}.failed.ipynb").unlink(missing_ok=True)
+        kept.unlink(missing_ok=True)  # a success replaces an earlier failure
     shares = ", ".join(f"{name} {minutes:.1f}" for name, minutes
                        in stage_minutes(stages, wall).items() if minutes >= 0.05)
     print(f"[{stem}] wrote {args.output} in {wall / 60:.1f} min"
